@@ -1,0 +1,18 @@
+//! The avatar pipeline's domain, shared by every stage and service.
+//!
+//! A render is named by a content hash of what was asked ([`render_id`]), validated once
+//! ([`request`]), timed in samples of the synthesised audio ([`timeline`]) and answered in
+//! the shape of the HTTP API's completed response ([`render`]).
+
+pub mod render;
+pub mod render_id;
+pub mod request;
+pub mod timeline;
+
+pub use render::{EyeEvent, EyeEventType, MouthCue, RenderResult, RenderStatus, SaccadeDirection};
+pub use render_id::{PIPELINE_VERSION, render_id};
+pub use request::{
+    DEFAULT_SPEED, FieldError, MAX_SPEED, MAX_TEXT_CHARS, MIN_SPEED, RenderRequest, RenderSpec,
+    VisemeSet, normalize_text,
+};
+pub use timeline::{PhonemeTimeline, SentenceSpan, TimedPhoneme};

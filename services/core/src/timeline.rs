@@ -1,0 +1,159 @@
+//! The phoneme timeline: which phoneme sounds when, exact to the audio's sample count.
+//!
+//! Times are sample offsets into the synthesised PCM (before any resampling or encoding),
+//! so the timeline and the audio cannot drift apart. Milliseconds are derived on demand.
+
+use serde::{Deserialize, Serialize};
+
+/// One phoneme (a single IPA code point as the voice's phoneme map knows it, or one of the
+/// markers `^` sentence start, `$` sentence end, `_` pad, punctuation, space, stress) and
+/// the samples it owns: its own id plus the pad id after it, as Piper counts them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedPhoneme {
+    pub phoneme: String,
+    pub start_sample: u64,
+    pub end_sample: u64,
+}
+
+/// One synthesised sentence: its samples and its range of `phonemes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentenceSpan {
+    pub start_sample: u64,
+    pub end_sample: u64,
+    /// Index of the sentence's first phoneme (its `^`) in the timeline.
+    pub first_phoneme: usize,
+    /// Index one past its last phoneme (its `$`).
+    pub end_phoneme: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PhonemeTimeline {
+    pub sample_rate: u32,
+    pub total_samples: u64,
+    pub phonemes: Vec<TimedPhoneme>,
+    pub sentences: Vec<SentenceSpan>,
+}
+
+/// Why a timeline is not usable (e.g. one that arrived in a corrupt job message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimelineError {
+    #[error("sample rate is zero")]
+    ZeroSampleRate,
+    #[error("phoneme {index} starts at sample {start}, expected {expected}")]
+    Gap {
+        index: usize,
+        start: u64,
+        expected: u64,
+    },
+    #[error("phoneme {index} ends before it starts")]
+    Negative { index: usize },
+    #[error("phonemes end at sample {end}, audio has {total}")]
+    Length { end: u64, total: u64 },
+    #[error("sentence {index} does not match its phonemes")]
+    Sentence { index: usize },
+}
+
+impl PhonemeTimeline {
+    /// Milliseconds from the start of the audio for a sample offset.
+    pub fn ms(&self, sample: u64) -> f64 {
+        sample as f64 * 1000.0 / f64::from(self.sample_rate)
+    }
+
+    /// The audio's length in whole milliseconds (rounded to nearest).
+    pub fn duration_ms(&self) -> u64 {
+        if self.sample_rate == 0 {
+            return 0;
+        }
+        (self.total_samples * 1000 + u64::from(self.sample_rate) / 2) / u64::from(self.sample_rate)
+    }
+
+    /// Checks that the phonemes tile the audio without gaps or overlaps and that every
+    /// sentence covers exactly its phonemes.
+    pub fn check(&self) -> Result<(), TimelineError> {
+        if self.sample_rate == 0 {
+            return Err(TimelineError::ZeroSampleRate);
+        }
+        let mut expected = 0;
+        for (index, p) in self.phonemes.iter().enumerate() {
+            if p.start_sample != expected {
+                return Err(TimelineError::Gap {
+                    index,
+                    start: p.start_sample,
+                    expected,
+                });
+            }
+            if p.end_sample < p.start_sample {
+                return Err(TimelineError::Negative { index });
+            }
+            expected = p.end_sample;
+        }
+        if expected != self.total_samples {
+            return Err(TimelineError::Length {
+                end: expected,
+                total: self.total_samples,
+            });
+        }
+        for (index, s) in self.sentences.iter().enumerate() {
+            let phonemes = self.phonemes.get(s.first_phoneme..s.end_phoneme);
+            let ok = match phonemes {
+                Some([first, .., last]) => {
+                    first.start_sample == s.start_sample && last.end_sample == s.end_sample
+                }
+                Some([only]) => {
+                    only.start_sample == s.start_sample && only.end_sample == s.end_sample
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(TimelineError::Sentence { index });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeline(bounds: &[(u64, u64)], total: u64) -> PhonemeTimeline {
+        PhonemeTimeline {
+            sample_rate: 22050,
+            total_samples: total,
+            phonemes: bounds
+                .iter()
+                .map(|&(s, e)| TimedPhoneme {
+                    phoneme: "a".into(),
+                    start_sample: s,
+                    end_sample: e,
+                })
+                .collect(),
+            sentences: vec![SentenceSpan {
+                start_sample: 0,
+                end_sample: total,
+                first_phoneme: 0,
+                end_phoneme: bounds.len(),
+            }],
+        }
+    }
+
+    #[test]
+    fn check_accepts_a_tiling_and_refuses_gaps() {
+        assert_eq!(timeline(&[(0, 256), (256, 512)], 512).check(), Ok(()));
+        assert!(matches!(
+            timeline(&[(0, 256), (300, 512)], 512).check(),
+            Err(TimelineError::Gap { index: 1, .. })
+        ));
+        assert!(matches!(
+            timeline(&[(0, 256)], 512).check(),
+            Err(TimelineError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn milliseconds() {
+        let t = timeline(&[(0, 22050)], 22050);
+        assert_eq!(t.duration_ms(), 1000);
+        assert_eq!(t.ms(11025), 500.0);
+    }
+}

@@ -1,0 +1,22 @@
+//! Text to speech for the avatar pipeline: English text to espeak-ng phonemes, Piper VITS
+//! through onnxruntime, a phoneme timeline from the same run, and Ogg/Opus (or WAV) audio.
+//!
+//! ```text
+//! VoiceStore::open(dir, runtime, threads)?.get(id)? -> Voice
+//! synthesize(&voice, text, speed)?                  -> Synthesis { samples, timeline }
+//! audio::encode(&synthesis.samples, rate, format, bitrate) -> EncodedAudio
+//! ```
+
+pub mod audio;
+mod error;
+pub mod espeak;
+pub mod ids;
+mod runtime;
+mod synth;
+pub mod voice;
+
+pub use audio::{AudioFormat, EncodedAudio};
+pub use error::TtsError;
+pub use runtime::RuntimePaths;
+pub use synth::{MAX_CHUNK_PHONEMES, Synthesis, synthesize};
+pub use voice::{Voice, VoiceInfo, VoiceStore};

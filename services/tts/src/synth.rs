@@ -1,0 +1,186 @@
+//! One synthesis run: text -> phonemes -> ids -> Piper, sentence by sentence, with the
+//! phoneme timeline taken from the same run as the audio.
+
+use avatar_core::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
+
+use crate::TtsError;
+use crate::ids::{PhonemeGroup, phoneme_groups};
+use crate::voice::{SAMPLES_PER_FRAME, Voice};
+
+/// Sentences longer than this many phonemes are synthesised in pieces, split at clause
+/// punctuation or else between words. The VITS decoder's memory grows with the length of
+/// the audio it makes in one go (about 64 channels x 4 bytes per output sample in its
+/// last layers), so this bounds a render's peak memory whatever the text.
+pub const MAX_CHUNK_PHONEMES: usize = 400;
+
+/// Speech audio and its phoneme timeline, from one run of the model.
+#[derive(Debug, Clone)]
+pub struct Synthesis {
+    /// Mono samples in [-1, 1] at `timeline.sample_rate`, peak-normalised per sentence as
+    /// Piper does.
+    pub samples: Vec<f32>,
+    pub timeline: PhonemeTimeline,
+}
+
+impl Synthesis {
+    pub fn sample_rate(&self) -> u32 {
+        self.timeline.sample_rate
+    }
+
+    /// The audio length in whole milliseconds.
+    pub fn duration_ms(&self) -> u64 {
+        self.timeline.duration_ms()
+    }
+}
+
+/// Speaks `text` with `voice` at `speed` (1.0 normal; 2.0 twice as fast), which divides the
+/// voice's length scale.
+pub fn synthesize(voice: &Voice, text: &str, speed: f64) -> Result<Synthesis, TtsError> {
+    let config = &voice.config;
+    let sentences = voice.phonemizer.phonemize(text, &config.espeak.voice)?;
+    let scales = [
+        config.inference.noise_scale,
+        (f64::from(config.inference.length_scale) / speed) as f32,
+        config.inference.noise_w,
+    ];
+
+    let mut samples = Vec::new();
+    let mut timeline = PhonemeTimeline {
+        sample_rate: config.audio.sample_rate,
+        ..Default::default()
+    };
+    for sentence in sentences.iter().filter(|s| !s.is_empty()) {
+        for chunk in split_long(sentence, MAX_CHUNK_PHONEMES) {
+            let groups = phoneme_groups(&config.phoneme_id_map, chunk);
+            let ids: Vec<i64> = groups.iter().flat_map(|g| g.ids.iter().copied()).collect();
+            let run = voice.infer(&ids, scales)?;
+            append_sentence(&mut samples, &mut timeline, &groups, run.audio, &run.frames);
+        }
+    }
+    if samples.is_empty() {
+        return Err(TtsError::NothingToSpeak);
+    }
+    Ok(Synthesis { samples, timeline })
+}
+
+/// Adds one sentence's audio and timeline. Each id got `frames[i] * 256` samples; a
+/// phoneme's span is the sum over its ids, so the spans tile the sentence's audio exactly.
+fn append_sentence(
+    samples: &mut Vec<f32>,
+    timeline: &mut PhonemeTimeline,
+    groups: &[PhonemeGroup],
+    mut audio: Vec<f32>,
+    frames: &[f32],
+) {
+    let per_id: Vec<u64> = frames
+        .iter()
+        .map(|&f| f.max(0.0).round() as u64 * SAMPLES_PER_FRAME)
+        .collect();
+    let predicted: u64 = per_id.iter().sum();
+    let actual = audio.len() as u64;
+    if predicted != actual {
+        // Never seen with Piper VITS voices (the decoder makes exactly 256 samples per
+        // frame); a voice that differs still gets a timeline that tiles its audio.
+        tracing::warn!(predicted, actual, "durations do not match the audio length");
+    }
+
+    let start_phoneme = timeline.phonemes.len();
+    let sentence_start = timeline.total_samples;
+    let mut cursor = sentence_start;
+    let mut id_index = 0;
+    for (i, group) in groups.iter().enumerate() {
+        let owned: u64 = per_id
+            .get(id_index..id_index + group.ids.len())
+            .map(|s| s.iter().sum())
+            .unwrap_or(0);
+        id_index += group.ids.len();
+        let end = if i + 1 == groups.len() {
+            sentence_start + actual
+        } else {
+            (cursor + owned).min(sentence_start + actual)
+        };
+        timeline.phonemes.push(TimedPhoneme {
+            phoneme: group.phoneme.clone(),
+            start_sample: cursor,
+            end_sample: end,
+        });
+        cursor = end;
+    }
+    timeline.total_samples = sentence_start + actual;
+    timeline.sentences.push(SentenceSpan {
+        start_sample: sentence_start,
+        end_sample: timeline.total_samples,
+        first_phoneme: start_phoneme,
+        end_phoneme: timeline.phonemes.len(),
+    });
+
+    // Piper's normalize_audio: scale each sentence to full peak, then clip.
+    let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    if peak < 1e-8 {
+        audio.iter_mut().for_each(|s| *s = 0.0);
+    } else {
+        audio
+            .iter_mut()
+            .for_each(|s| *s = (*s / peak).clamp(-1.0, 1.0));
+    }
+    samples.extend_from_slice(&audio);
+}
+
+/// Splits a sentence longer than `max` phonemes: after the last clause punctuation
+/// (`, ; :` and the space Piper puts after it) that fits, else at the last word break,
+/// else hard at `max`.
+fn split_long(phonemes: &[char], max: usize) -> Vec<&[char]> {
+    let mut chunks = Vec::new();
+    let mut rest = phonemes;
+    while rest.len() > max {
+        let window = &rest[..max];
+        let at_clause = window
+            .windows(2)
+            .rposition(|w| matches!(w[0], ',' | ';' | ':') && w[1] == ' ')
+            .map(|i| i + 2);
+        let at_word = window.iter().rposition(|&c| c == ' ').map(|i| i + 1);
+        let cut = at_clause
+            .or(at_word)
+            .filter(|&c| c > 0 && c < rest.len())
+            .unwrap_or(max);
+        chunks.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        chunks.push(rest);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
+
+    #[test]
+    fn short_sentences_stay_whole() {
+        let s = chars("həlˈoʊ.");
+        assert_eq!(split_long(&s, 400), vec![&s[..]]);
+    }
+
+    #[test]
+    fn long_sentences_split_at_clauses_then_words() {
+        let s = chars("aaaa, bbbb cccc dddd");
+        let parts: Vec<String> = split_long(&s, 10)
+            .into_iter()
+            .map(String::from_iter)
+            .collect();
+        assert_eq!(parts, ["aaaa, ", "bbbb cccc ", "dddd"]);
+        let word = chars(&"x".repeat(25));
+        let parts = split_long(&word, 10);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        // Nothing is lost or reordered.
+        assert_eq!(parts.concat(), word);
+    }
+}

@@ -1,0 +1,56 @@
+//! The phoneme ids match piper-phonemize 1.1.0 exactly, on golden sequences generated once
+//! with the Python package (`scripts/golden_phonemes.py`) for ordinary prose, a torture
+//! text (numbers, abbreviations, quotes, ellipsis, URLs, emoji, non-Latin letters) and more.
+
+mod common;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Deserialize)]
+struct Golden {
+    espeak_voice: String,
+    texts: BTreeMap<String, GoldenText>,
+}
+
+#[derive(Deserialize)]
+struct GoldenText {
+    text: String,
+    sentences: Vec<GoldenSentence>,
+}
+
+#[derive(Deserialize)]
+struct GoldenSentence {
+    phonemes: String,
+    ids: Vec<i64>,
+}
+
+#[test]
+fn ids_identical_to_piper_phonemize() {
+    let golden: Golden =
+        serde_json::from_str(include_str!("data/phonemes_golden.json")).expect("golden file");
+    let voice = common::joe();
+    assert_eq!(golden.espeak_voice, voice.config.espeak.voice);
+    assert!(golden.texts.contains_key("prose") && golden.texts.contains_key("torture"));
+    let phonemizer = tts::espeak::Phonemizer::get().expect("loaded by the voice store");
+    let map = &voice.config.phoneme_id_map;
+    let mut total_ids = 0;
+    for (name, expected) in &golden.texts {
+        let sentences = phonemizer
+            .phonemize(&expected.text, &voice.config.espeak.voice)
+            .unwrap();
+        let got: Vec<String> = sentences.iter().map(|s| s.iter().collect()).collect();
+        let want: Vec<&str> = expected
+            .sentences
+            .iter()
+            .map(|s| s.phonemes.as_str())
+            .collect();
+        assert_eq!(got, want, "phonemes of {name:?}");
+        for (sentence, golden_sentence) in sentences.iter().zip(&expected.sentences) {
+            let ids = tts::ids::phoneme_ids(map, sentence);
+            assert_eq!(ids, golden_sentence.ids, "ids of {name:?}");
+            total_ids += ids.len();
+        }
+    }
+    assert!(total_ids > 1500, "golden data covers only {total_ids} ids");
+}
