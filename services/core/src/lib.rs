@@ -15,4 +15,4 @@ pub use request::{
     DEFAULT_SPEED, FieldError, MAX_SPEED, MAX_TEXT_CHARS, MIN_SPEED, RenderRequest, RenderSpec,
     VisemeSet, normalize_text,
 };
-pub use timeline::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
+pub use timeline::{Pause, PhonemeTimeline, SentenceSpan, TimedPhoneme};

@@ -53,7 +53,90 @@ pub enum TimelineError {
     Sentence { index: usize },
 }
 
+impl TimedPhoneme {
+    /// True for the phonemes that make no sound: the sentence markers, the pad and the
+    /// punctuation Piper keeps as phonemes (pauses). Spaces are word breaks, not silence.
+    pub fn is_silence(&self) -> bool {
+        let mut chars = self.phoneme.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => is_silence_symbol(c),
+            _ => false,
+        }
+    }
+}
+
+/// Piper's markers (`^ $ _`) and the punctuation and prosody symbols in its phoneme maps.
+pub fn is_silence_symbol(c: char) -> bool {
+    matches!(
+        c,
+        '^' | '$'
+            | '_'
+            | '.'
+            | ','
+            | '!'
+            | '?'
+            | ';'
+            | ':'
+            | '('
+            | ')'
+            | '"'
+            | '\''
+            | '-'
+            | '#'
+            | '\u{2193}'
+    )
+}
+
+/// A stretch of silence in the audio, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pause {
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// True when the pause ends a sentence (or is the silence before the first one).
+    pub sentence_break: bool,
+}
+
+impl Pause {
+    pub fn duration_ms(&self) -> f64 {
+        self.end_ms - self.start_ms
+    }
+}
+
 impl PhonemeTimeline {
+    /// The silences at least `min_ms` long: runs of silent phonemes (and the word breaks
+    /// inside them), merged across sentence boundaries.
+    pub fn pauses(&self, min_ms: f64) -> Vec<Pause> {
+        let sentence_ends: Vec<u64> = self.sentences.iter().map(|s| s.end_sample).collect();
+        let mut pauses: Vec<Pause> = Vec::new();
+        let mut run: Option<(u64, u64)> = None;
+        let flush = |run: &mut Option<(u64, u64)>, pauses: &mut Vec<Pause>| {
+            if let Some((start, end)) = run.take() {
+                let pause = Pause {
+                    start_ms: self.ms(start),
+                    end_ms: self.ms(end),
+                    sentence_break: start == 0
+                        || sentence_ends.iter().any(|&e| (start..=end).contains(&e)),
+                };
+                if pause.duration_ms() >= min_ms {
+                    pauses.push(pause);
+                }
+            }
+        };
+        for p in &self.phonemes {
+            let silent = p.is_silence() || (p.phoneme == " " && run.is_some());
+            if silent {
+                run = Some(match run {
+                    Some((start, _)) => (start, p.end_sample),
+                    None => (p.start_sample, p.end_sample),
+                });
+            } else {
+                flush(&mut run, &mut pauses);
+            }
+        }
+        flush(&mut run, &mut pauses);
+        pauses
+    }
+
     /// Milliseconds from the start of the audio for a sample offset.
     pub fn ms(&self, sample: u64) -> f64 {
         sample as f64 * 1000.0 / f64::from(self.sample_rate)
@@ -148,6 +231,40 @@ mod tests {
             timeline(&[(0, 256)], 512).check(),
             Err(TimelineError::Length { .. })
         ));
+    }
+
+    #[test]
+    fn pauses_merge_silent_runs() {
+        let phonemes = [
+            ("^", 0, 2205),
+            ("a", 2205, 4410),
+            (".", 4410, 6615),
+            ("$", 6615, 8820),
+        ];
+        let t = PhonemeTimeline {
+            sample_rate: 22050,
+            total_samples: 8820,
+            phonemes: phonemes
+                .iter()
+                .map(|&(p, s, e)| TimedPhoneme {
+                    phoneme: p.into(),
+                    start_sample: s,
+                    end_sample: e,
+                })
+                .collect(),
+            sentences: vec![SentenceSpan {
+                start_sample: 0,
+                end_sample: 8820,
+                first_phoneme: 0,
+                end_phoneme: 4,
+            }],
+        };
+        let pauses = t.pauses(50.0);
+        assert_eq!(pauses.len(), 2);
+        assert_eq!((pauses[0].start_ms, pauses[0].end_ms), (0.0, 100.0));
+        assert_eq!((pauses[1].start_ms, pauses[1].end_ms), (200.0, 400.0));
+        assert!(pauses[1].sentence_break);
+        assert!(t.pauses(150.0).len() == 1);
     }
 
     #[test]

@@ -1,1 +1,364 @@
+//! Mouth cues from the phoneme timeline.
+//!
+//! The synthesiser tells us exactly when each phoneme sounds ([`PhonemeTimeline`]), so
+//! lip-sync needs no audio analysis: each phoneme is classified by what the mouth does
+//! ([`phonetics`]), mapped into the requested viseme set ([`visemes`]), weighted by
+//! stress and length, and smoothed so that very short sounds blend into their neighbours
+//! instead of flickering. Lips still close for every p, b and m, and the mouth rests at
+//! the start, in pauses and at the end.
 
+pub mod phonetics;
+pub mod visemes;
+
+use avatar_core::{MouthCue, PhonemeTimeline, VisemeSet};
+
+use phonetics::{Consonant, Sound, Stress, Vowel, classify};
+
+/// Shortest cue, in milliseconds: about three frames at 60 fps. Shorter sounds are folded
+/// into a neighbour (closures are lengthened instead, so the lips visibly meet).
+pub const MIN_CUE_MS: f64 = 40.0;
+/// A word break at least this long is a pause, and the mouth rests in it.
+pub const WORD_PAUSE_MS: f64 = 90.0;
+/// Weight of a consonant that borrows the neighbouring vowel's shape, relative to the vowel.
+const COARTICULATION: f32 = 0.6;
+
+/// The mouth cues of a render, sorted by time, the first a rest at 0 and the last a rest.
+pub fn mouth_cues(timeline: &PhonemeTimeline, set: VisemeSet) -> Vec<MouthCue> {
+    let units = units(timeline);
+    let mut segments = shapes(&units, set);
+    smooth(&mut segments);
+    cues(&segments, set)
+}
+
+/// One sounding phoneme (or silence) with modifiers folded in.
+#[derive(Debug, Clone)]
+struct Unit {
+    start: f64,
+    end: f64,
+    sound: Sound,
+    stress: Option<Stress>,
+    /// Consecutive units in one word share this; silences and word breaks advance it.
+    word: usize,
+}
+
+fn units(t: &PhonemeTimeline) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::with_capacity(t.phonemes.len());
+    let mut pending_stress = None;
+    let mut word = 0;
+    for p in &t.phonemes {
+        let (start, end) = (t.ms(p.start_sample), t.ms(p.end_sample));
+        let mut chars = p.phoneme.chars();
+        let sound = match (chars.next(), chars.next()) {
+            (Some(c), None) => classify(c).unwrap_or(Sound::Modifier),
+            _ => Sound::Modifier,
+        };
+        let sound = match sound {
+            Sound::WordBreak if end - start >= WORD_PAUSE_MS => Sound::Silence,
+            other => other,
+        };
+        match sound {
+            Sound::Silence => {
+                word += 1;
+                match units.last_mut() {
+                    Some(last) if last.sound == Sound::Silence => last.end = end,
+                    _ => units.push(Unit {
+                        start,
+                        end,
+                        sound,
+                        stress: None,
+                        word,
+                    }),
+                }
+            }
+            Sound::WordBreak | Sound::Stress(_) | Sound::Modifier => {
+                if let Sound::Stress(s) = sound {
+                    pending_stress = Some(s);
+                }
+                if sound == Sound::WordBreak {
+                    word += 1;
+                }
+                match units.last_mut() {
+                    Some(last) => last.end = end,
+                    None => units.push(Unit {
+                        start,
+                        end,
+                        sound: Sound::Silence,
+                        stress: None,
+                        word,
+                    }),
+                }
+            }
+            Sound::Vowel(_) | Sound::Consonant(_) => {
+                let stress = match sound {
+                    Sound::Vowel(_) => pending_stress.take(),
+                    _ => None,
+                };
+                match units.last_mut() {
+                    // A doubled sound ("ææ", "tt") is one longer sound.
+                    Some(last) if last.sound == sound && last.word == word => {
+                        last.end = end;
+                        last.stress = last.stress.or(stress);
+                    }
+                    _ => units.push(Unit {
+                        start,
+                        end,
+                        sound,
+                        stress,
+                        word,
+                    }),
+                }
+            }
+        }
+    }
+    units
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Rest,
+    /// Lips closed (p, b, m): kept even when short.
+    Closure,
+    Open,
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    start: f64,
+    end: f64,
+    viseme: &'static str,
+    weight: f32,
+    kind: Kind,
+    /// Leading and trailing silence: never folded away.
+    fixed: bool,
+}
+
+impl Segment {
+    fn duration(&self) -> f64 {
+        self.end - self.start
+    }
+}
+
+fn vowel_shape(
+    set: VisemeSet,
+    v: Vowel,
+    stress: Option<Stress>,
+    duration_ms: f64,
+) -> (&'static str, f32) {
+    let stress_factor = match stress {
+        Some(Stress::Primary) => 1.15,
+        Some(Stress::Secondary) => 1.0,
+        None => 0.85,
+    };
+    // Short vowels do not reach their full opening; long ones do.
+    let length_factor = (0.65 + duration_ms / 300.0).clamp(0.7, 1.1) as f32;
+    let weight = visemes::vowel_weight(v) * stress_factor * length_factor;
+    (visemes::vowel(set, v), weight.clamp(0.1, 1.0))
+}
+
+fn shapes(units: &[Unit], set: VisemeSet) -> Vec<Segment> {
+    let vowel_of = |u: &Unit| match u.sound {
+        Sound::Vowel(v) => Some(vowel_shape(set, v, u.stress, u.end - u.start)),
+        _ => None,
+    };
+    let last = units.len().saturating_sub(1);
+    units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let (viseme, weight, kind) = match u.sound {
+                Sound::Vowel(_) => {
+                    let (v, w) = vowel_of(u).expect("a vowel");
+                    (v, w, Kind::Open)
+                }
+                Sound::Consonant(c) => match visemes::consonant(set, c) {
+                    Some(v) => {
+                        let kind = if c == Consonant::Bilabial {
+                            Kind::Closure
+                        } else {
+                            Kind::Open
+                        };
+                        (v, visemes::consonant_weight(c), kind)
+                    }
+                    None => {
+                        // Borrow the next vowel of the word, else the previous one.
+                        let same_word = |j: &usize| units[*j].word == u.word;
+                        let next = (i + 1..units.len())
+                            .take_while(same_word)
+                            .find_map(|j| vowel_of(&units[j]));
+                        let prev = (0..i)
+                            .rev()
+                            .take_while(same_word)
+                            .find_map(|j| vowel_of(&units[j]));
+                        match next.or(prev) {
+                            Some((v, w)) => (v, w * COARTICULATION, Kind::Open),
+                            None => (
+                                visemes::neutral_consonant(set),
+                                visemes::consonant_weight(c),
+                                Kind::Open,
+                            ),
+                        }
+                    }
+                },
+                _ => (visemes::rest(set), 1.0, Kind::Rest),
+            };
+            Segment {
+                start: u.start,
+                end: u.end,
+                viseme,
+                weight,
+                kind,
+                fixed: u.sound == Sound::Silence && (i == 0 || i == last),
+            }
+        })
+        .collect()
+}
+
+/// Folds every segment shorter than [`MIN_CUE_MS`] into a neighbour (closures are
+/// lengthened instead when the neighbours can spare the time) and merges neighbours that
+/// show the same viseme.
+fn smooth(segments: &mut Vec<Segment>) {
+    merge_equal(segments);
+    loop {
+        let shortest = segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.fixed && s.duration() < MIN_CUE_MS)
+            .min_by(|a, b| a.1.duration().total_cmp(&b.1.duration()))
+            .map(|(i, _)| i);
+        let Some(i) = shortest else { break };
+
+        if segments[i].kind == Kind::Closure && lengthen(segments, i) {
+            segments[i].fixed = true;
+            continue;
+        }
+        let target = fold_target(segments, i);
+        let Some(t) = target else {
+            segments[i].fixed = true;
+            continue;
+        };
+        let short = segments.remove(i);
+        let t = if t > i { t - 1 } else { t };
+        let target = &mut segments[t];
+        target.start = target.start.min(short.start);
+        target.end = target.end.max(short.end);
+        if target.viseme == short.viseme {
+            target.weight = target.weight.max(short.weight);
+        }
+        merge_equal(segments);
+    }
+    // Closures that were marked fixed while lengthening are ordinary segments again.
+    merge_equal(segments);
+}
+
+/// Takes time from the neighbours so a closure lasts [`MIN_CUE_MS`]; false if they cannot
+/// spare it.
+fn lengthen(segments: &mut [Segment], i: usize) -> bool {
+    let need = MIN_CUE_MS - segments[i].duration();
+    let spare = |s: &Segment| {
+        if s.fixed && s.kind == Kind::Rest {
+            s.duration() * 0.5
+        } else {
+            (s.duration() - MIN_CUE_MS).max(0.0)
+        }
+    };
+    let before = i.checked_sub(1).map_or(0.0, |j| spare(&segments[j]));
+    let after = segments.get(i + 1).map_or(0.0, spare);
+    if before + after < need {
+        return false;
+    }
+    let take_before = (need / 2.0).min(before).max(need - after);
+    let take_after = need - take_before;
+    if take_before > 0.0 {
+        segments[i - 1].end -= take_before;
+        segments[i].start -= take_before;
+    }
+    if take_after > 0.0 {
+        segments[i + 1].start += take_after;
+        segments[i].end += take_after;
+    }
+    true
+}
+
+/// The neighbour a short segment folds into: one with the same viseme, else a sounding
+/// one rather than a rest, else the shorter.
+fn fold_target(segments: &[Segment], i: usize) -> Option<usize> {
+    let candidates: Vec<usize> = [i.checked_sub(1), Some(i + 1)]
+        .into_iter()
+        .flatten()
+        .filter(|&j| j < segments.len())
+        .collect();
+    let me = &segments[i];
+    candidates
+        .iter()
+        .copied()
+        .find(|&j| segments[j].viseme == me.viseme)
+        .or_else(|| {
+            candidates
+                .iter()
+                .copied()
+                .filter(|&j| segments[j].kind != Kind::Rest || me.kind == Kind::Rest)
+                .min_by(|&a, &b| segments[a].duration().total_cmp(&segments[b].duration()))
+        })
+        .or_else(|| candidates.iter().copied().find(|&j| !segments[j].fixed))
+}
+
+fn merge_equal(segments: &mut Vec<Segment>) {
+    let mut merged: Vec<Segment> = Vec::with_capacity(segments.len());
+    for s in segments.drain(..) {
+        match merged.last_mut() {
+            Some(last)
+                if last.viseme == s.viseme
+                    && !(last.fixed && last.kind == Kind::Rest)
+                    && !(s.fixed && s.kind == Kind::Rest) =>
+            {
+                last.end = s.end;
+                last.weight = last.weight.max(s.weight);
+                last.fixed = false;
+            }
+            Some(last)
+                if last.viseme == s.viseme && last.kind == Kind::Rest && s.kind == Kind::Rest =>
+            {
+                last.end = s.end;
+                last.fixed |= s.fixed;
+            }
+            _ => merged.push(s),
+        }
+    }
+    *segments = merged;
+}
+
+fn cues(segments: &[Segment], set: VisemeSet) -> Vec<MouthCue> {
+    let mut cues: Vec<MouthCue> = vec![MouthCue {
+        t_ms: 0,
+        viseme: visemes::rest(set).into(),
+        weight: 1.0,
+    }];
+    for s in segments {
+        let cue = MouthCue {
+            // Only the opening rest sits at 0.
+            t_ms: (s.start.max(0.0).round() as u64).max(1),
+            viseme: s.viseme.into(),
+            weight: (s.weight * 100.0).round() / 100.0,
+        };
+        let last = cues.last_mut().expect("starts with a rest");
+        if last.viseme == cue.viseme {
+            last.weight = last.weight.max(cue.weight);
+        } else if last.t_ms == cue.t_ms && last.t_ms > 0 {
+            *last = cue;
+        } else {
+            cues.push(cue);
+        }
+    }
+    if cues.last().is_some_and(|c| c.viseme != visemes::rest(set)) {
+        let end = segments.last().map_or(0, |s| s.end.round() as u64);
+        cues.push(MouthCue {
+            t_ms: end.max(cues.last().map_or(0, |c| c.t_ms)),
+            viseme: visemes::rest(set).into(),
+            weight: 1.0,
+        });
+    }
+    cues
+}
+
+#[cfg(test)]
+mod tests;

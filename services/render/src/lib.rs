@@ -1,1 +1,138 @@
+//! The render engine: the three stages in a row, in one process.
+//!
+//! This is the embedded default for one-off renders (the `avatar-render` command) and the
+//! reference for what the distributed pipeline computes: the same [`tts::synthesize`],
+//! [`lipsync::mouth_cues`] and [`eyes::eye_events`], so there is one implementation of
+//! each stage.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+use avatar_core::{FieldError, RenderRequest, RenderResult, RenderSpec, RenderStatus, render_id};
+use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceInfo, VoiceStore};
+
+/// The voice used when neither the request nor `DEFAULT_VOICE` names one, if installed.
+pub const CONTRACT_DEFAULT_VOICE: &str = "en_US-lessac-medium";
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub voices_dir: PathBuf,
+    pub runtime: RuntimePaths,
+    /// onnxruntime intra-op threads per synthesis.
+    pub threads: usize,
+    pub audio_format: AudioFormat,
+    /// Opus target bitrate in bits per second.
+    pub bitrate: u32,
+    /// `None`: [`CONTRACT_DEFAULT_VOICE`] if installed, else the first voice installed.
+    pub default_voice: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The request broke the contract; every bad field is listed.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// The pipeline could not render a valid request.
+    #[error(transparent)]
+    Tts(TtsError),
+}
+
+impl From<TtsError> for RenderError {
+    fn from(e: TtsError) -> Self {
+        match e.field() {
+            Some(field) => RenderError::Invalid(vec![FieldError::new(field, e.to_string())]),
+            None => RenderError::Tts(e),
+        }
+    }
+}
+
+/// A finished render: the API response and the audio file it points at.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub result: RenderResult,
+    pub audio: EncodedAudio,
+}
+
+pub struct Engine {
+    voices: VoiceStore,
+    config: EngineConfig,
+    default_voice: String,
+}
+
+impl Engine {
+    /// Loads the native runtime and opens the voices directory; voices load on first use.
+    pub fn new(config: EngineConfig) -> Result<Self, TtsError> {
+        let voices = VoiceStore::open(&config.voices_dir, &config.runtime, config.threads)?;
+        let default_voice = match &config.default_voice {
+            Some(v) => v.clone(),
+            None => {
+                let installed = voices.list();
+                installed
+                    .iter()
+                    .find(|v| v.voice_id == CONTRACT_DEFAULT_VOICE)
+                    .or(installed.first())
+                    .map_or_else(|| CONTRACT_DEFAULT_VOICE.to_owned(), |v| v.voice_id.clone())
+            }
+        };
+        Ok(Self {
+            voices,
+            config,
+            default_voice,
+        })
+    }
+
+    pub fn default_voice(&self) -> &str {
+        &self.default_voice
+    }
+
+    pub fn voices(&self) -> Vec<VoiceInfo> {
+        self.voices.list()
+    }
+
+    /// Loads a voice now rather than on the first render (e.g. at start-up).
+    pub fn preload(&self, voice_id: &str) -> Result<(), TtsError> {
+        self.voices.get(voice_id).map(drop)
+    }
+
+    /// Validates the request against the contract.
+    pub fn validate(&self, request: &RenderRequest) -> Result<RenderSpec, RenderError> {
+        request
+            .validate(&self.default_voice)
+            .map_err(RenderError::Invalid)
+    }
+
+    /// Renders a request: synthesis, audio encoding, mouth cues and eye events.
+    /// `audio_url` gives the URL a client fetches the audio from, by render id and format.
+    pub fn render(
+        &self,
+        request: &RenderRequest,
+        audio_url: impl FnOnce(&str, AudioFormat) -> String,
+    ) -> Result<Rendered, RenderError> {
+        let started = Instant::now();
+        let spec = self.validate(request)?;
+        let id = render_id(&spec);
+        let voice = self.voices.get(&spec.voice_id)?;
+        let synthesis = tts::synthesize(&voice, &spec.text, spec.speed)?;
+        let audio = tts::audio::encode(
+            &synthesis.samples,
+            synthesis.sample_rate(),
+            self.config.audio_format,
+            self.config.bitrate,
+        );
+        let mouth_cues = lipsync::mouth_cues(&synthesis.timeline, spec.viseme_set);
+        let eye_events = eyes::eye_events(&synthesis.timeline, &id);
+        let result = RenderResult {
+            audio_url: audio_url(&id, audio.format),
+            render_id: id,
+            status: RenderStatus::Completed,
+            duration_ms: synthesis.duration_ms(),
+            mouth_cues,
+            eye_events,
+            cached: false,
+            processing_time_ms: started.elapsed().as_millis() as u64,
+            viseme_set: spec.viseme_set,
+        };
+        Ok(Rendered { result, audio })
+    }
+}

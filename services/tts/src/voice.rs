@@ -200,8 +200,11 @@ pub struct VoiceStore {
     threads: usize,
     environment: ort::environment::Environment,
     phonemizer: &'static Phonemizer,
-    loaded: Mutex<HashMap<String, Arc<OnceLock<Result<Arc<Voice>, TtsError>>>>>,
+    loaded: Mutex<HashMap<String, VoiceSlot>>,
 }
+
+/// One voice's load, shared by everyone who asks for it while it loads.
+type VoiceSlot = Arc<OnceLock<Result<Arc<Voice>, TtsError>>>;
 
 static ORT_ENVIRONMENT: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
 
@@ -311,6 +314,14 @@ impl VoiceStore {
         }
     }
 
+    fn session(&self, model: &[u8]) -> Result<Session, ort::Error> {
+        Session::builder(&self.environment)?
+            .with_optimization_level(GraphOptimizationLevel::All)?
+            .with_intra_threads(self.threads)?
+            .with_inter_threads(1)?
+            .commit_from_memory(model)
+    }
+
     fn load(&self, id: &str) -> Result<Voice, TtsError> {
         let model_path = self.model_path(id);
         let config_path = self.config_path(id);
@@ -325,15 +336,7 @@ impl VoiceStore {
             path: model_path.clone(),
             reason,
         };
-        let session = Session::builder(&self.environment)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::All)
-                    .and_then(|b| b.with_intra_threads(self.threads))
-                    .and_then(|b| b.with_inter_threads(1))
-                    .map_err(ort::Error::from)
-            })
-            .and_then(|mut b| b.commit_from_memory(&model))
-            .map_err(|e| bad_model(e.to_string()))?;
+        let session = self.session(&model).map_err(|e| bad_model(e.to_string()))?;
         drop(model);
 
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();

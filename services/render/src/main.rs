@@ -1,0 +1,165 @@
+//! `avatar-render`: one render, offline, no server. Writes `OUT/audio.ogg` (or `.wav`) and
+//! `OUT/render.json` in the HTTP API's completed-response shape.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use avatar_core::{RenderRequest, VisemeSet};
+use avatar_render::{Engine, EngineConfig, RenderError};
+use clap::Parser;
+use tts::{AudioFormat, RuntimePaths};
+
+/// Render text to speech audio, mouth cues and eye events, offline.
+#[derive(Debug, Parser)]
+#[command(name = "avatar-render", version)]
+struct Args {
+    /// The text to speak (1 to 5000 characters). Without --text or --text-file, stdin is read.
+    #[arg(long, conflicts_with = "text_file")]
+    text: Option<String>,
+    /// Read the text from this file ('-' for stdin).
+    #[arg(long)]
+    text_file: Option<PathBuf>,
+    /// Voice id: a NAME with NAME.onnx and NAME.onnx.json in the voices directory.
+    #[arg(long, env = "DEFAULT_VOICE")]
+    voice: Option<String>,
+    /// Speech rate, 0.5 to 2.0.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    speed: f64,
+    /// Viseme set of the mouth cues: basic, rhubarb or oculus.
+    #[arg(long, default_value = "basic")]
+    viseme_set: String,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Audio format: ogg (Opus) or wav.
+    #[arg(long, env = "AUDIO_FORMAT", default_value = "ogg")]
+    format: AudioFormat,
+    /// Opus bitrate in bits per second.
+    #[arg(long, env = "AUDIO_BITRATE", default_value_t = tts::audio::DEFAULT_BITRATE)]
+    bitrate: u32,
+    /// URL prefix for audio_url in render.json; without it, audio_url is the file name.
+    #[arg(long)]
+    audio_base_url: Option<String>,
+    /// Directory of Piper voices.
+    #[arg(long, env = "VOICES_DIR", default_value = "voices")]
+    voices_dir: PathBuf,
+    /// onnxruntime threads (default: all cores).
+    #[arg(long, env = "TTS_THREADS")]
+    threads: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("avatar-render: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Render(message)) => {
+            eprintln!("avatar-render: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// The request is at fault (exit 2).
+    Usage(String),
+    /// The render failed (exit 1).
+    Render(String),
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let text = match (&args.text, &args.text_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) if path.as_os_str() != "-" => std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?,
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
+            text
+        }
+    };
+    let viseme_set: VisemeSet = args
+        .viseme_set
+        .parse()
+        .map_err(|e: avatar_core::FieldError| Failure::Usage(e.to_string()))?;
+    let request = RenderRequest {
+        text,
+        voice_id: args.voice.clone(),
+        speed: Some(args.speed),
+        viseme_set: Some(viseme_set),
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let engine = Engine::new(EngineConfig {
+        voices_dir: args.voices_dir.clone(),
+        runtime: RuntimePaths::from_env(),
+        threads,
+        audio_format: args.format,
+        bitrate: args.bitrate,
+        default_voice: args.voice.clone(),
+    })
+    .map_err(|e| Failure::Render(e.to_string()))?;
+    // Check the request before loading a 60 MB voice for nothing; then load it apart from
+    // the render, so processing_time_ms is the render alone.
+    let spec = engine
+        .validate(&request)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let loading = std::time::Instant::now();
+    engine
+        .preload(&spec.voice_id)
+        .map_err(|e| match e.field() {
+            Some(_) => Failure::Usage(RenderError::from(e).to_string()),
+            None => Failure::Render(e.to_string()),
+        })?;
+    let load_ms = loading.elapsed().as_millis();
+
+    let file_name = |format: AudioFormat| format!("audio.{}", format.extension());
+    let rendered = engine
+        .render(&request, |_, format| match &args.audio_base_url {
+            Some(base) => format!("{}/{}", base.trim_end_matches('/'), file_name(format)),
+            None => file_name(format),
+        })
+        .map_err(|e| match e {
+            RenderError::Invalid(_) => Failure::Usage(e.to_string()),
+            RenderError::Tts(_) => Failure::Render(e.to_string()),
+        })?;
+    let file = file_name(rendered.audio.format);
+
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(args.out.join(name), bytes).map_err(|e| {
+            Failure::Render(format!(
+                "cannot write {}: {e}",
+                args.out.join(name).display()
+            ))
+        })
+    };
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Failure::Render(format!("cannot create {}: {e}", args.out.display())))?;
+    write(&file, &rendered.audio.bytes)?;
+    let json = serde_json::to_vec_pretty(&rendered.result).expect("a render result serialises");
+    write("render.json", &json)?;
+    eprintln!(
+        "avatar-render: voice {} loaded in {load_ms} ms; {} ms of speech, {} mouth cues, {} eye events rendered in {} ms -> {}",
+        spec.voice_id,
+        rendered.result.duration_ms,
+        rendered.result.mouth_cues.len(),
+        rendered.result.eye_events.len(),
+        rendered.result.processing_time_ms,
+        args.out.display()
+    );
+    Ok(())
+}

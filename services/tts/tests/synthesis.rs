@@ -1,0 +1,234 @@
+//! Real synthesis with the joe voice: audio, timeline and encoded files.
+
+mod common;
+
+use std::process::Command;
+
+use tts::{AudioFormat, TtsError, audio, synthesize};
+
+const TEXT: &str = "The quick brown fox jumps over the lazy dog. Did it land safely? Yes, \
+                    it did; everyone cheered!";
+
+#[test]
+fn timeline_tiles_the_audio_exactly() {
+    let voice = common::joe();
+    let s = synthesize(&voice, TEXT, 1.0).unwrap();
+    let t = &s.timeline;
+    t.check().unwrap();
+    assert_eq!(t.sample_rate, 22050);
+    assert_eq!(t.total_samples as usize, s.samples.len());
+    // One run per sentence, and the durations came from that run: every phoneme owns whole
+    // frames of 256 samples, summing to exactly the sentence's audio.
+    assert_eq!(t.sentences.len(), 3, "{:?}", t.sentences);
+    for p in &t.phonemes {
+        assert_eq!((p.end_sample - p.start_sample) % 256, 0, "{p:?}");
+    }
+    for span in &t.sentences {
+        assert_eq!(t.phonemes[span.first_phoneme].phoneme, "^");
+        assert_eq!(t.phonemes[span.end_phoneme - 1].phoneme, "$");
+    }
+    // Vowels take time; the audio is speech-length (about 6 s for this text).
+    let ms = s.duration_ms();
+    assert!((3000..12000).contains(&ms), "{ms} ms");
+    let vowel_ms: f64 = t
+        .phonemes
+        .iter()
+        .filter(|p| "aeiouæɑɔəɛɪʊʌ".contains(p.phoneme.as_str()))
+        .map(|p| t.ms(p.end_sample) - t.ms(p.start_sample))
+        .sum();
+    assert!(vowel_ms > ms as f64 * 0.2, "vowels {vowel_ms} of {ms} ms");
+    // Peak-normalised per sentence like Piper, and not silent.
+    let peak = s.samples.iter().fold(0f32, |m, x| m.max(x.abs()));
+    assert!((0.99..=1.0).contains(&peak), "peak {peak}");
+}
+
+#[test]
+fn speed_scales_the_length() {
+    let voice = common::joe();
+    let text = "Speaking faster makes the sentence noticeably shorter than before.";
+    let normal = synthesize(&voice, text, 1.0).unwrap().duration_ms() as f64;
+    let fast = synthesize(&voice, text, 2.0).unwrap().duration_ms() as f64;
+    let slow = synthesize(&voice, text, 0.5).unwrap().duration_ms() as f64;
+    assert!(
+        (0.35..0.65).contains(&(fast / normal)),
+        "{fast} vs {normal}"
+    );
+    assert!((1.6..2.4).contains(&(slow / normal)), "{slow} vs {normal}");
+}
+
+#[test]
+fn nothing_to_speak_is_a_client_error() {
+    let voice = common::joe();
+    let err = synthesize(&voice, "?!...;:,", 1.0).unwrap_err();
+    assert_eq!(err, TtsError::NothingToSpeak);
+    assert_eq!(err.field(), Some("text"));
+}
+
+#[test]
+fn hard_inputs_render() {
+    let voice = common::joe();
+    for text in [
+        "😀🎉🚀",
+        "Москва 東京 Αθήνα",
+        &"Supercalifragilisticexpialidocious".repeat(30),
+        "Tab\there, bell\u{7} and nul\u{0} after",
+        "Dr. Smith paid $1,234.56 on 3/14/2025 at 10:30 a.m. -- really?",
+    ] {
+        let s = synthesize(&voice, text, 1.0).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        s.timeline.check().unwrap();
+        assert!(s.duration_ms() > 200, "{text:?}");
+    }
+}
+
+#[test]
+fn a_long_sentence_is_split_but_complete() {
+    let voice = common::joe();
+    // One 1,400-character sentence of clauses: synthesised in pieces, timeline intact.
+    let text = "and then the rain came down over the hills, ".repeat(32) + "and stopped.";
+    let s = synthesize(&voice, &text, 1.0).unwrap();
+    s.timeline.check().unwrap();
+    assert!(s.timeline.sentences.len() > 1);
+    assert!(s.duration_ms() > 60_000, "{} ms", s.duration_ms());
+}
+
+fn probe_duration_ms(path: &std::path::Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_name,sample_rate,channels",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (apt-get install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+            .to_string()
+    };
+    if path.extension().unwrap() == "ogg" {
+        assert_eq!(field("codec_name"), "opus");
+        assert_eq!(field("sample_rate"), "48000");
+    } else {
+        assert_eq!(field("codec_name"), "pcm_s16le");
+        assert_eq!(field("sample_rate"), "22050");
+    }
+    assert_eq!(field("channels"), "1");
+    field("duration").parse::<f64>().unwrap() * 1000.0
+}
+
+#[test]
+fn encoded_files_pass_independent_decoders() {
+    let voice = common::joe();
+    let s = synthesize(&voice, TEXT, 1.0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let ogg = audio::encode(&s.samples, s.sample_rate(), AudioFormat::Ogg, 24_000);
+    assert_eq!(ogg.format, AudioFormat::Ogg);
+    let ogg_path = dir.path().join("speech.ogg");
+    std::fs::write(&ogg_path, &ogg.bytes).unwrap();
+    let probed = probe_duration_ms(&ogg_path);
+    assert!(
+        (probed - s.duration_ms() as f64).abs() <= 20.0,
+        "ffprobe {probed} ms vs {} ms",
+        s.duration_ms()
+    );
+    // About 3 KB per second of speech at 24 kbit/s.
+    let per_second = ogg.bytes.len() as f64 / (s.duration_ms() as f64 / 1000.0);
+    assert!((2000.0..4500.0).contains(&per_second), "{per_second} B/s");
+
+    let info = Command::new("opusinfo")
+        .arg(&ogg_path)
+        .output()
+        .expect("opusinfo (apt-get install opus-tools)");
+    let report = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{report}");
+    assert!(
+        !report.contains("WARNING") && !report.contains("ERROR"),
+        "{report}"
+    );
+    assert!(report.contains("Pre-skip: 312"), "{report}");
+
+    // opusdec applies pre-skip and end trimming: the decoded PCM is the synthesised length.
+    let wav_path = dir.path().join("decoded.wav");
+    let dec = Command::new("opusdec")
+        .args(["--quiet", "--rate", "48000"])
+        .arg(&ogg_path)
+        .arg(&wav_path)
+        .status()
+        .unwrap();
+    assert!(dec.success());
+    let decoded = hound::WavReader::open(&wav_path).unwrap().duration() as f64 / 48.0;
+    assert!(
+        (decoded - s.duration_ms() as f64).abs() <= 20.0,
+        "opusdec {decoded} ms vs {} ms",
+        s.duration_ms()
+    );
+
+    let wav = audio::encode(&s.samples, s.sample_rate(), AudioFormat::Wav, 24_000);
+    let wav_file = dir.path().join("speech.wav");
+    std::fs::write(&wav_file, &wav.bytes).unwrap();
+    let probed = probe_duration_ms(&wav_file);
+    assert!((probed - s.duration_ms() as f64).abs() <= 1.0, "{probed}");
+}
+
+#[test]
+fn listing_and_unknown_voices() {
+    let store = common::store();
+    let voices = store.list();
+    let joe = voices
+        .iter()
+        .find(|v| v.voice_id == common::VOICE)
+        .expect("joe listed");
+    assert_eq!(joe.language, "en_US");
+    assert_eq!(joe.sample_rate, 22050);
+    match store.get("en_XX-nobody-medium").unwrap_err() {
+        TtsError::UnknownVoice { voice, available } => {
+            assert_eq!(voice, "en_XX-nobody-medium");
+            assert!(available.contains(&common::VOICE.to_string()));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(matches!(
+        store.get("../etc/passwd"),
+        Err(TtsError::UnknownVoice { .. })
+    ));
+}
+
+#[test]
+fn broken_voice_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        std::fs::read(common::voices_dir().join(format!("{}.onnx.json", common::VOICE))).unwrap();
+    // A config with a model that is not a model.
+    std::fs::write(dir.path().join("fake.onnx.json"), &config).unwrap();
+    std::fs::write(dir.path().join("fake.onnx"), vec![7u8; 4096]).unwrap();
+    // A model whose config is not JSON.
+    std::fs::write(dir.path().join("badjson.onnx.json"), b"{not json").unwrap();
+    std::fs::write(dir.path().join("badjson.onnx"), b"x").unwrap();
+    // A config whose model is missing.
+    std::fs::write(dir.path().join("nomodel.onnx.json"), &config).unwrap();
+    let store = tts::VoiceStore::open(dir.path(), &tts::RuntimePaths::from_env(), 1).unwrap();
+
+    let err = store.get("fake").unwrap_err();
+    assert!(matches!(err, TtsError::BadVoiceModel { .. }), "{err}");
+    assert!(err.to_string().contains("fake.onnx"), "{err}");
+    let err = store.get("badjson").unwrap_err();
+    assert!(matches!(err, TtsError::BadVoiceConfig { .. }), "{err}");
+    assert!(err.to_string().contains("badjson.onnx.json"), "{err}");
+    let err = store.get("nomodel").unwrap_err();
+    assert!(matches!(err, TtsError::VoiceFile { .. }), "{err}");
+    assert!(err.to_string().contains("nomodel.onnx"), "{err}");
+    // The listing keeps voices with a readable config and leaves the broken one out.
+    let listed: Vec<String> = store.list().into_iter().map(|v| v.voice_id).collect();
+    assert_eq!(listed, ["fake"]);
+}
