@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use avatar_core::{FieldError, RenderRequest, RenderResult, RenderSpec, RenderStatus, render_id};
+use avatar_core::{
+    FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, RenderStatus, render_id,
+};
 use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceInfo, VoiceStore};
 
 /// The voice used when neither the request nor `DEFAULT_VOICE` names one, if installed.
@@ -52,6 +54,8 @@ impl From<TtsError> for RenderError {
 pub struct Rendered {
     pub result: RenderResult,
     pub audio: EncodedAudio,
+    /// The phoneme timeline the cues were computed from.
+    pub timeline: PhonemeTimeline,
 }
 
 pub struct Engine {
@@ -133,6 +137,10 @@ impl Engine {
             processing_time_ms: started.elapsed().as_millis() as u64,
             viseme_set: spec.viseme_set,
         };
-        Ok(Rendered { result, audio })
+        Ok(Rendered {
+            result,
+            audio,
+            timeline: synthesis.timeline,
+        })
     }
 }

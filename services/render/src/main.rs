@@ -41,6 +41,9 @@ struct Args {
     /// URL prefix for audio_url in render.json; without it, audio_url is the file name.
     #[arg(long)]
     audio_base_url: Option<String>,
+    /// Also write OUT/timeline.json: every phoneme with its start and end in milliseconds.
+    #[arg(long)]
+    timeline: bool,
     /// Directory of Piper voices.
     #[arg(long, env = "VOICES_DIR", default_value = "voices")]
     voices_dir: PathBuf,
@@ -152,6 +155,30 @@ fn run(args: Args) -> Result<(), Failure> {
     write(&file, &rendered.audio.bytes)?;
     let json = serde_json::to_vec_pretty(&rendered.result).expect("a render result serialises");
     write("render.json", &json)?;
+    if args.timeline {
+        let t = &rendered.timeline;
+        let phonemes: Vec<serde_json::Value> = t
+            .phonemes
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "phoneme": p.phoneme,
+                    "start_ms": t.ms(p.start_sample),
+                    "end_ms": t.ms(p.end_sample),
+                })
+            })
+            .collect();
+        let sentences: Vec<serde_json::Value> = t
+            .sentences
+            .iter()
+            .map(|s| serde_json::json!({"start_ms": t.ms(s.start_sample), "end_ms": t.ms(s.end_sample)}))
+            .collect();
+        let json = serde_json::json!({"sample_rate": t.sample_rate, "total_samples": t.total_samples, "phonemes": phonemes, "sentences": sentences});
+        write(
+            "timeline.json",
+            &serde_json::to_vec_pretty(&json).expect("JSON"),
+        )?;
+    }
     eprintln!(
         "avatar-render: voice {} loaded in {load_ms} ms; {} ms of speech, {} mouth cues, {} eye events rendered in {} ms -> {}",
         spec.voice_id,

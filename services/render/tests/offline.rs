@@ -1,0 +1,368 @@
+//! The offline renderer as a user runs it: the `avatar-render` command with the real joe
+//! voice, checked by the files it writes and by independent decoders.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use avatar_core::{EyeEventType, RenderResult, RenderStatus, VisemeSet};
+
+const VOICE: &str = "en_US-joe-medium";
+const PARAGRAPH: &str = "The old lighthouse keeper climbed the spiral stairs every evening. \
+    He polished the great lens until it shone, and he watched the fishing boats come home \
+    across the bay. Some nights the fog rolled in so thick that he could barely see his own \
+    hands; still, he kept the lamp burning.";
+
+fn voices_dir() -> PathBuf {
+    std::env::var_os("VOICES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../voices")))
+}
+
+fn avatar_render(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_avatar-render"))
+        .args(args)
+        .env("VOICES_DIR", voices_dir())
+        .env("DEFAULT_VOICE", VOICE)
+        .env_remove("AUDIO_FORMAT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn render_ok(args: &[&str], stdin: Option<&str>) -> RenderResult {
+    let out = avatar_render(args, stdin);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = args[args.iter().position(|a| *a == "--out").unwrap() + 1];
+    read_result(Path::new(dir))
+}
+
+fn read_result(dir: &Path) -> RenderResult {
+    let json = std::fs::read_to_string(dir.join("render.json")).unwrap();
+    // Exactly the contract's fields plus viseme_set, nothing else.
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "audio_url",
+            "cached",
+            "duration_ms",
+            "eye_events",
+            "mouth_cues",
+            "processing_time_ms",
+            "render_id",
+            "status",
+            "viseme_set"
+        ]
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Decodes with opusdec (applies pre-skip and end trimming) and returns 48 kHz samples.
+fn decode_ogg(path: &Path) -> Vec<f32> {
+    let wav = path.with_extension("decoded.wav");
+    let status = Command::new("opusdec")
+        .args(["--quiet", "--rate", "48000", "--float"])
+        .arg(path)
+        .arg(&wav)
+        .status()
+        .expect("opusdec (apt-get install opus-tools)");
+    assert!(status.success());
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    match reader.spec().sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().map(Result::unwrap).collect(),
+        hound::SampleFormat::Int => reader
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect(),
+    }
+}
+
+fn rms(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32).sqrt()
+}
+
+fn check_timing_invariants(r: &RenderResult, rest: &str) {
+    assert_eq!(r.status, RenderStatus::Completed);
+    assert_eq!(r.render_id.len(), 64);
+    assert!(!r.cached);
+    let cues = &r.mouth_cues;
+    assert_eq!((cues[0].t_ms, cues[0].viseme.as_str()), (0, rest));
+    assert_eq!(cues.last().unwrap().viseme, rest);
+    for pair in cues.windows(2) {
+        assert!(pair[0].t_ms < pair[1].t_ms, "{pair:?}");
+    }
+    for c in cues {
+        assert!(c.t_ms <= r.duration_ms);
+        assert!((0.0..=1.0).contains(&c.weight));
+    }
+    for e in &r.eye_events {
+        assert!(e.t_ms + e.duration_ms <= r.duration_ms, "{e:?}");
+    }
+}
+
+#[test]
+fn renders_a_paragraph_in_sync_with_its_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let r = render_ok(&["--text", PARAGRAPH, "--timeline", "--out", out], None);
+    check_timing_invariants(&r, "REST");
+    assert_eq!(r.audio_url, "audio.ogg");
+    assert_eq!(r.viseme_set, VisemeSet::Basic);
+    assert!(r.mouth_cues.len() > 100, "{}", r.mouth_cues.len());
+    assert!(
+        r.eye_events
+            .iter()
+            .any(|e| e.event_type == EyeEventType::Blink)
+    );
+
+    // The decoded audio is as long as duration_ms says.
+    let pcm = decode_ogg(&dir.path().join("audio.ogg"));
+    let decoded_ms = pcm.len() as f64 / 48.0;
+    assert!(
+        (decoded_ms - r.duration_ms as f64).abs() <= 20.0,
+        "{decoded_ms} vs {}",
+        r.duration_ms
+    );
+
+    // The timeline is the decoded audio's: silent where it says pause, loud where it
+    // says vowel. And the mouth rests in every pause.
+    let timeline: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("timeline.json")).unwrap())
+            .unwrap();
+    let window = |from: f64, to: f64| {
+        let (a, b) = ((from * 48.0) as usize, (to * 48.0) as usize);
+        &pcm[a.min(pcm.len())..b.min(pcm.len())]
+    };
+    let speech = rms(&pcm);
+    let (mut pauses, mut vowels, mut loud_vowels) = (0, 0, 0);
+    let mut silent_run: Option<(f64, f64)> = None;
+    let mut check_pause = |(start, end): (f64, f64)| {
+        if end - start < 120.0 {
+            return;
+        }
+        let level = rms(window(start + 30.0, end - 30.0));
+        assert!(
+            level < speech * 0.2,
+            "pause at {start}-{end} ms has level {level} (speech {speech})"
+        );
+        let mid = ((start + end) / 2.0) as u64;
+        let cue = r.mouth_cues.iter().rev().find(|c| c.t_ms <= mid).unwrap();
+        assert_eq!(
+            cue.viseme, "REST",
+            "mouth not at rest in the pause at {start} ms"
+        );
+        pauses += 1;
+    };
+    for p in timeline["phonemes"].as_array().unwrap() {
+        let (phoneme, start, end) = (
+            p["phoneme"].as_str().unwrap(),
+            p["start_ms"].as_f64().unwrap(),
+            p["end_ms"].as_f64().unwrap(),
+        );
+        let silent = [".", ",", ";", "$", "^"].contains(&phoneme)
+            || (phoneme == " " && silent_run.is_some());
+        if silent {
+            silent_run = Some((silent_run.map_or(start, |r| r.0), end));
+        } else if let Some(run) = silent_run.take() {
+            check_pause(run);
+        }
+        if ["ɑ", "æ", "ɛ", "ʌ", "a", "ɔ"].contains(&phoneme) && end - start >= 60.0 {
+            vowels += 1;
+            if rms(window(start, end)) > speech * 0.5 {
+                loud_vowels += 1;
+            }
+        }
+    }
+    assert!(pauses >= 4, "only {pauses} pauses");
+    assert!(
+        vowels >= 6 && loud_vowels * 10 >= vowels * 9,
+        "{loud_vowels} of {vowels} open vowels loud"
+    );
+
+    // An independent decoder accepts the file.
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(dir.path().join("audio.ogg"))
+        .output()
+        .expect("ffprobe");
+    assert!(probe.status.success());
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "opus");
+}
+
+#[test]
+fn every_viseme_set_and_wav() {
+    for (set, rest) in [("rhubarb", "X"), ("oculus", "sil")] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().to_str().unwrap();
+        let r = render_ok(
+            &[
+                "--text",
+                "Bob moved five feet.",
+                "--viseme-set",
+                set,
+                "--format",
+                "wav",
+                "--out",
+                out,
+            ],
+            None,
+        );
+        check_timing_invariants(&r, rest);
+        assert_eq!(r.viseme_set.as_str(), set);
+        assert_eq!(r.audio_url, "audio.wav");
+        let reader = hound::WavReader::open(dir.path().join("audio.wav")).unwrap();
+        let ms = reader.duration() as f64 * 1000.0 / reader.spec().sample_rate as f64;
+        assert!((ms - r.duration_ms as f64).abs() <= 1.0);
+        // "Bob moved" closes the lips; "five feet" puts teeth on the lip.
+        let has = |v: &str| r.mouth_cues.iter().any(|c| c.viseme == v);
+        match set {
+            "rhubarb" => assert!(has("A") && has("G"), "{:?}", r.mouth_cues),
+            _ => assert!(has("PP") && has("FF"), "{:?}", r.mouth_cues),
+        }
+    }
+}
+
+#[test]
+fn text_from_stdin_and_file_and_audio_base_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a");
+    let from_stdin = render_ok(
+        &["--out", out.to_str().unwrap()],
+        Some("Reading from standard input."),
+    );
+    let file = dir.path().join("text.txt");
+    std::fs::write(&file, "Reading from standard input.\n").unwrap();
+    let out2 = dir.path().join("b");
+    let from_file = render_ok(
+        &[
+            "--text-file",
+            file.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+            "--audio-base-url",
+            "https://cdn.example/r1/",
+        ],
+        None,
+    );
+    // Same normalised text, same render id.
+    assert_eq!(from_stdin.render_id, from_file.render_id);
+    assert_eq!(from_file.audio_url, "https://cdn.example/r1/audio.ogg");
+}
+
+#[test]
+fn hard_texts_render() {
+    for text in [
+        "😀🎉🚀",
+        "Москва 東京 Αθήνα",
+        "Tab\there, bell\u{7} and nul\u{1} after.",
+        &"Pneumonoultramicroscopic".repeat(20),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = render_ok(
+            &["--text", text, "--out", dir.path().to_str().unwrap()],
+            None,
+        );
+        check_timing_invariants(&r, "REST");
+        assert!(r.duration_ms > 300, "{text:?}");
+    }
+}
+
+/// Runs a render that must be refused: exit status 2, a message naming the field, no files.
+fn refused(args: &[&str], field: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut all = args.to_vec();
+    all.extend(["--out", out_dir.to_str().unwrap()]);
+    let out = avatar_render(&all, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(field), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out_dir.join("render.json").exists());
+}
+
+#[test]
+fn bad_input_is_refused_with_the_field_named() {
+    let long = "a".repeat(5001);
+    refused(&["--text", ""], "text:");
+    refused(&["--text", "  \n\t "], "text:");
+    refused(&["--text", &long], "5001");
+    refused(&["--text", "?!...;:,"], "text:");
+    refused(&["--text", "hi", "--speed", "0.49"], "speed:");
+    refused(&["--text", "hi", "--speed", "2.01"], "speed:");
+    refused(&["--text", "hi", "--speed", "NaN"], "speed:");
+    refused(
+        &["--text", "hi", "--voice", "en_XX-nobody-low"],
+        "voice_id:",
+    );
+    refused(
+        &["--text", "hi", "--voice", "../../etc/passwd"],
+        "voice_id:",
+    );
+    refused(&["--text", "hi", "--viseme-set", "disney"], "viseme_set:");
+    // 5000 characters after trimming are fine.
+    let dir = tempfile::tempdir().unwrap();
+    let padded = format!("  {}  ", "la ".repeat(1666) + "la");
+    assert_eq!(padded.trim().chars().count(), 5000);
+    let r = render_ok(
+        &["--text", &padded, "--out", dir.path().to_str().unwrap()],
+        None,
+    );
+    assert!(r.duration_ms > 60_000);
+}
+
+#[test]
+fn a_voice_file_that_is_not_a_model_is_named() {
+    let voices = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        voices_dir().join(format!("{VOICE}.onnx.json")),
+        voices.path().join("broken.onnx.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        voices.path().join("broken.onnx"),
+        b"this is not an onnx model",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_avatar-render"))
+        .args(["--text", "hi", "--voice", "broken", "--out"])
+        .arg(out.path())
+        .env("VOICES_DIR", voices.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("broken.onnx"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
