@@ -162,7 +162,7 @@ fn renders_a_paragraph_in_sync_with_its_audio() {
     let mut max_pause = 0f32;
     let mut silent_run: Option<(f64, f64)> = None;
     let mut check_pause = |(start, end): (f64, f64)| {
-        if end - start < 120.0 {
+        if end - start < 100.0 {
             return;
         }
         let level = rms(window(start + 30.0, end - 30.0));
