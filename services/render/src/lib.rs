@@ -6,7 +6,7 @@
 //! each stage.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use avatar_core::{
     FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, RenderStatus, render_id,
@@ -56,6 +56,16 @@ pub struct Rendered {
     pub audio: EncodedAudio,
     /// The phoneme timeline the cues were computed from.
     pub timeline: PhonemeTimeline,
+    pub stages: StageTimes,
+}
+
+/// Where a render's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Phonemes, Piper inference and audio encoding (which overlaps the inference).
+    pub speech: Duration,
+    pub mouth_cues: Duration,
+    pub eye_events: Duration,
 }
 
 pub struct Engine {
@@ -94,6 +104,11 @@ impl Engine {
         self.voices.list()
     }
 
+    /// The voice `voice_id`, loaded on first use.
+    pub fn voice(&self, voice_id: &str) -> Result<std::sync::Arc<tts::Voice>, TtsError> {
+        self.voices.get(voice_id)
+    }
+
     /// Loads a voice now rather than on the first render (e.g. at start-up).
     pub fn preload(&self, voice_id: &str) -> Result<(), TtsError> {
         self.voices.get(voice_id).map(drop)
@@ -117,15 +132,24 @@ impl Engine {
         let spec = self.validate(request)?;
         let id = render_id(&spec);
         let voice = self.voices.get(&spec.voice_id)?;
-        let synthesis = tts::synthesize(&voice, &spec.text, spec.speed)?;
-        let audio = tts::audio::encode(
-            &synthesis.samples,
-            synthesis.sample_rate(),
+        let mut stages = StageTimes::default();
+        let mut lap = Instant::now();
+        let mut time = |slot: &mut Duration| {
+            *slot = lap.elapsed();
+            lap = Instant::now();
+        };
+        let (synthesis, audio) = tts::synthesize_encoded(
+            &voice,
+            &spec.text,
+            spec.speed,
             self.config.audio_format,
             self.config.bitrate,
-        );
+        )?;
+        time(&mut stages.speech);
         let mouth_cues = lipsync::mouth_cues(&synthesis.timeline, spec.viseme_set);
+        time(&mut stages.mouth_cues);
         let eye_events = eyes::eye_events(&synthesis.timeline, &id);
+        time(&mut stages.eye_events);
         let result = RenderResult {
             audio_url: audio_url(&id, audio.format),
             render_id: id,
@@ -141,6 +165,7 @@ impl Engine {
             result,
             audio,
             timeline: synthesis.timeline,
+            stages,
         })
     }
 }

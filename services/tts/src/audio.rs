@@ -13,7 +13,7 @@ use std::str::FromStr;
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 use opus::{Application, Bitrate, Channels, Encoder};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{Fft, FixedSync, Indexing, Resampler};
 use serde::{Deserialize, Serialize};
 
 /// Opus's sample rate, and so the unit of Ogg Opus granule positions.
@@ -79,6 +79,8 @@ pub enum AudioError {
     Opus(#[from] opus::Error),
     #[error("ogg writer: {0}")]
     Ogg(#[from] std::io::Error),
+    #[error("the encoder thread panicked")]
+    Panicked,
 }
 
 /// Encodes mono samples in [-1, 1] at `sample_rate` as `format`. If Opus encoding fails, the
@@ -89,20 +91,34 @@ pub fn encode(
     format: AudioFormat,
     bitrate: u32,
 ) -> EncodedAudio {
-    if format == AudioFormat::Ogg {
-        match encode_ogg_opus(samples, sample_rate, bitrate) {
-            Ok(bytes) => {
-                return EncodedAudio {
-                    format: AudioFormat::Ogg,
-                    bytes,
-                };
-            }
-            Err(e) => tracing::warn!(error = %e, "Ogg Opus encoding failed; writing WAV instead"),
-        }
+    match format {
+        AudioFormat::Ogg => or_wav(
+            encode_ogg_opus(samples, sample_rate, bitrate),
+            samples,
+            sample_rate,
+        ),
+        AudioFormat::Wav => EncodedAudio {
+            format: AudioFormat::Wav,
+            bytes: encode_wav(samples, sample_rate),
+        },
     }
-    EncodedAudio {
-        format: AudioFormat::Wav,
-        bytes: encode_wav(samples, sample_rate),
+}
+
+/// The Ogg Opus file, or if encoding failed, WAV of the same samples with a warning: the
+/// audio is never lost to an encoder problem.
+pub fn or_wav(ogg: Result<Vec<u8>, AudioError>, samples: &[f32], sample_rate: u32) -> EncodedAudio {
+    match ogg {
+        Ok(bytes) => EncodedAudio {
+            format: AudioFormat::Ogg,
+            bytes,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "Ogg Opus encoding failed; writing WAV instead");
+            EncodedAudio {
+                format: AudioFormat::Wav,
+                bytes: encode_wav(samples, sample_rate),
+            }
+        }
     }
 }
 
@@ -134,81 +150,271 @@ fn to_i16(s: f32) -> i16 {
 /// Resamples mono audio to 48 kHz with the resampler's delay removed: output sample `i`
 /// corresponds to input time `i / 48000` s.
 pub fn resample_to_opus_rate(samples: &[f32], sample_rate: u32) -> Result<Vec<f32>, AudioError> {
-    if sample_rate == OPUS_SAMPLE_RATE || samples.is_empty() {
-        return Ok(samples.to_vec());
-    }
-    let mut resampler = Fft::<f32>::new(
-        sample_rate as usize,
-        OPUS_SAMPLE_RATE as usize,
-        1024,
-        1,
-        FixedSync::Input,
-    )
-    .map_err(|e| AudioError::Resample(e.to_string()))?;
-    let input = InterleavedSlice::new(samples, 1, samples.len())
-        .map_err(|e| AudioError::Resample(e.to_string()))?;
-    let output = resampler
-        .process_all(&input, samples.len(), None)
-        .map_err(|e| AudioError::Resample(e.to_string()))?;
-    // rubato rounds the length through a float ratio; the exact length is n * 48000 / rate.
-    let exact = (samples.len() as u64 * u64::from(OPUS_SAMPLE_RATE) + u64::from(sample_rate) / 2)
-        / u64::from(sample_rate);
-    let mut out = output.take_data();
-    out.resize(exact as usize, 0.0);
+    let mut out = Vec::with_capacity(opus_rate_len(samples.len() as u64, sample_rate) as usize);
+    let mut resampler = StreamResampler::new(sample_rate)?;
+    resampler.push(samples, |chunk| out.extend_from_slice(chunk))?;
+    resampler.finish(|chunk| out.extend_from_slice(chunk))?;
     Ok(out)
 }
 
-/// Ogg Opus (RFC 7845): an `OpusHead` page, an `OpusTags` page, then 20 ms packets in
-/// pages of about a second, the last page flagged end-of-stream.
+/// The number of 48 kHz samples that `n` samples at `sample_rate` become.
+fn opus_rate_len(n: u64, sample_rate: u32) -> u64 {
+    (n * u64::from(OPUS_SAMPLE_RATE) + u64::from(sample_rate) / 2) / u64::from(sample_rate)
+}
+
+/// Resamples a stream to 48 kHz in fixed chunks, so memory stays constant whatever the
+/// length, and hands out exactly `round(n * 48000 / rate)` samples with the resampler's
+/// start-up delay trimmed.
+struct StreamResampler {
+    rate: u32,
+    /// `None` when the input is already at 48 kHz.
+    fft: Option<Fft<f32>>,
+    chunk: usize,
+    pending: Vec<f32>,
+    scratch: Vec<f32>,
+    /// Delay samples at the start of the output still to drop.
+    trim: usize,
+    input_total: u64,
+    output_total: u64,
+}
+
+impl StreamResampler {
+    fn new(rate: u32) -> Result<Self, AudioError> {
+        let resample_error = |e: &dyn std::fmt::Display| AudioError::Resample(e.to_string());
+        let (fft, chunk, scratch, trim) = if rate == OPUS_SAMPLE_RATE {
+            (None, 0, Vec::new(), 0)
+        } else {
+            let fft = Fft::<f32>::new(
+                rate as usize,
+                OPUS_SAMPLE_RATE as usize,
+                1024,
+                1,
+                FixedSync::Input,
+            )
+            .map_err(|e| resample_error(&e))?;
+            let chunk = fft.input_frames_next();
+            let scratch = vec![0.0; fft.output_frames_max()];
+            let trim = fft.output_delay();
+            (Some(fft), chunk, scratch, trim)
+        };
+        Ok(Self {
+            rate,
+            fft,
+            chunk,
+            pending: Vec::new(),
+            scratch,
+            trim,
+            input_total: 0,
+            output_total: 0,
+        })
+    }
+
+    fn push(&mut self, samples: &[f32], mut sink: impl FnMut(&[f32])) -> Result<(), AudioError> {
+        self.input_total += samples.len() as u64;
+        if self.fft.is_none() {
+            self.output_total += samples.len() as u64;
+            sink(samples);
+            return Ok(());
+        }
+        self.pending.extend_from_slice(samples);
+        let mut offset = 0;
+        while self.pending.len() - offset >= self.chunk {
+            self.process(offset, None, &mut sink)?;
+            offset += self.chunk;
+        }
+        self.pending.drain(..offset);
+        Ok(())
+    }
+
+    /// Resamples the rest and pumps the resampler until every sample is out.
+    fn finish(mut self, mut sink: impl FnMut(&[f32])) -> Result<(), AudioError> {
+        if self.fft.is_none() {
+            return Ok(());
+        }
+        let expected = opus_rate_len(self.input_total, self.rate);
+        let rest = self.pending.len();
+        self.pending.resize(self.chunk, 0.0);
+        self.process(0, Some(rest), &mut sink)?;
+        self.pending.fill(0.0);
+        while self.output_total < expected {
+            self.process(0, Some(0), &mut sink)?;
+        }
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        offset: usize,
+        partial: Option<usize>,
+        sink: &mut impl FnMut(&[f32]),
+    ) -> Result<(), AudioError> {
+        let resample_error = |e: &dyn std::fmt::Display| AudioError::Resample(e.to_string());
+        let fft = self.fft.as_mut().expect("resampling");
+        let input =
+            InterleavedSlice::new(&self.pending[offset..offset + self.chunk], 1, self.chunk)
+                .map_err(|e| resample_error(&e))?;
+        let frames = self.scratch.len();
+        let mut output = InterleavedSlice::new_mut(&mut self.scratch, 1, frames)
+            .map_err(|e| resample_error(&e))?;
+        let indexing = partial.map(|n| Indexing {
+            partial_len: Some(n),
+            ..Default::default()
+        });
+        let (_, produced) = fft
+            .process_into_buffer(&input, &mut output, indexing.as_ref())
+            .map_err(|e| resample_error(&e))?;
+        let mut out = &self.scratch[..produced];
+        let skip = self.trim.min(out.len());
+        self.trim -= skip;
+        out = &out[skip..];
+        // Never more than the exact length: the tail of the last chunk is padding.
+        let expected = opus_rate_len(self.input_total, self.rate);
+        let room = if partial.is_some() {
+            (expected - self.output_total.min(expected)) as usize
+        } else {
+            out.len()
+        };
+        let out = &out[..out.len().min(room)];
+        self.output_total += out.len() as u64;
+        sink(out);
+        Ok(())
+    }
+}
+
+/// Ogg Opus (RFC 7845) written as the audio arrives: an `OpusHead` page, an `OpusTags`
+/// page, then 20 ms packets in pages of about a second, the last page flagged end-of-stream
+/// with the granule position that trims the padding. Memory stays constant whatever the
+/// length, and encoding can run while later sentences are still being synthesised.
+pub struct OggOpusEncoder {
+    resampler: StreamResampler,
+    packets: OpusPackets,
+}
+
+/// The Opus side of [`OggOpusEncoder`]: 48 kHz samples in, Ogg pages out.
+struct OpusPackets {
+    encoder: Encoder,
+    pre_skip: usize,
+    serial: u32,
+    writer: PacketWriter<'static, Vec<u8>>,
+    /// 48 kHz samples waiting for a full frame.
+    frame: Vec<f32>,
+    frames: usize,
+    /// The newest packet, held back until we know whether it is the last.
+    held: Option<Vec<u8>>,
+}
+
+impl OggOpusEncoder {
+    /// `serial` names the logical stream; any value is valid for a single-stream file.
+    pub fn new(input_sample_rate: u32, bitrate: u32, serial: u32) -> Result<Self, AudioError> {
+        let mut encoder = Encoder::new(OPUS_SAMPLE_RATE, Channels::Mono, Application::Voip)?;
+        encoder.set_bitrate(Bitrate::Bits(bitrate as i32))?;
+        encoder.set_vbr(true)?;
+        // The decoder drops this many samples at the start: the encoder's look-ahead.
+        let pre_skip = encoder.get_lookahead()? as usize;
+        let mut writer = PacketWriter::new(Vec::with_capacity(64 * 1024));
+        let head = opus_head(pre_skip as u16, input_sample_rate);
+        writer.write_packet(head, serial, PacketWriteEndInfo::EndPage, 0)?;
+        writer.write_packet(opus_tags(), serial, PacketWriteEndInfo::EndPage, 0)?;
+        Ok(Self {
+            resampler: StreamResampler::new(input_sample_rate)?,
+            packets: OpusPackets {
+                encoder,
+                pre_skip,
+                serial,
+                writer,
+                frame: Vec::with_capacity(FRAME_SAMPLES),
+                frames: 0,
+                held: None,
+            },
+        })
+    }
+
+    /// Adds mono samples in [-1, 1] at the input sample rate.
+    pub fn push(&mut self, samples: &[f32]) -> Result<(), AudioError> {
+        let mut encoded = Ok(());
+        self.resampler.push(samples, |chunk| {
+            if encoded.is_ok() {
+                encoded = self.packets.take(chunk);
+            }
+        })?;
+        encoded
+    }
+
+    /// Ends the stream and returns the file.
+    pub fn finish(self) -> Result<Vec<u8>, AudioError> {
+        let Self {
+            resampler,
+            mut packets,
+        } = self;
+        let real_samples = opus_rate_len(resampler.input_total, resampler.rate);
+        let mut encoded = Ok(());
+        resampler.finish(|chunk| {
+            if encoded.is_ok() {
+                encoded = packets.take(chunk);
+            }
+        })?;
+        encoded?;
+        packets.finish(real_samples)
+    }
+}
+
+impl OpusPackets {
+    fn take(&mut self, mut samples: &[f32]) -> Result<(), AudioError> {
+        while !samples.is_empty() {
+            let n = (FRAME_SAMPLES - self.frame.len()).min(samples.len());
+            self.frame.extend_from_slice(&samples[..n]);
+            samples = &samples[n..];
+            if self.frame.len() == FRAME_SAMPLES {
+                self.encode_frame()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_frame(&mut self) -> Result<(), AudioError> {
+        let packet = self.encoder.encode_vec_float(&self.frame, MAX_PACKET)?;
+        self.frame.clear();
+        if let Some(previous) = self.held.replace(packet) {
+            // `previous` was packet number `frames`: it ends that many frames in.
+            let end_info = if self.frames.is_multiple_of(FRAMES_PER_PAGE) {
+                PacketWriteEndInfo::EndPage
+            } else {
+                PacketWriteEndInfo::NormalPacket
+            };
+            let granule = (self.frames * FRAME_SAMPLES) as u64;
+            self.writer
+                .write_packet(previous, self.serial, end_info, granule)?;
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Encodes pre-skip + real samples, zero-padded to whole frames; the last granule
+    /// position says where the real audio ends.
+    fn finish(mut self, real_samples: u64) -> Result<Vec<u8>, AudioError> {
+        let total = self.pre_skip as u64 + real_samples;
+        while (self.frames as u64) * (FRAME_SAMPLES as u64) < total || self.frames == 0 {
+            self.frame.resize(FRAME_SAMPLES, 0.0);
+            self.encode_frame()?;
+        }
+        let last = self.held.take().expect("at least one frame");
+        self.writer
+            .write_packet(last, self.serial, PacketWriteEndInfo::EndStream, total)?;
+        Ok(self.writer.into_inner())
+    }
+}
+
+/// Ogg Opus of a whole clip at once (see [`OggOpusEncoder`]).
 pub fn encode_ogg_opus(
     samples: &[f32],
     sample_rate: u32,
     bitrate: u32,
 ) -> Result<Vec<u8>, AudioError> {
-    let pcm = resample_to_opus_rate(samples, sample_rate)?;
-    let mut encoder = Encoder::new(OPUS_SAMPLE_RATE, Channels::Mono, Application::Voip)?;
-    encoder.set_bitrate(Bitrate::Bits(bitrate as i32))?;
-    encoder.set_vbr(true)?;
-    // The decoder drops this many samples at the start: the encoder's look-ahead.
-    let pre_skip = encoder.get_lookahead()? as usize;
-    let serial = stream_serial(samples);
-
-    let mut writer = PacketWriter::new(Vec::with_capacity(pcm.len() / 8 + 4096));
-    writer.write_packet(
-        opus_head(pre_skip as u16, sample_rate),
-        serial,
-        PacketWriteEndInfo::EndPage,
-        0,
-    )?;
-    writer.write_packet(opus_tags(), serial, PacketWriteEndInfo::EndPage, 0)?;
-
-    // Encode pre-skip + real samples (zero-padded to whole frames); the last granule
-    // position says where the real audio ends.
-    let total = (pre_skip + pcm.len()) as u64;
-    let frames = (pre_skip + pcm.len()).div_ceil(FRAME_SAMPLES).max(1);
-    let mut frame = [0f32; FRAME_SAMPLES];
-    for k in 0..frames {
-        frame.fill(0.0);
-        let start = (k * FRAME_SAMPLES).min(pcm.len());
-        let end = ((k + 1) * FRAME_SAMPLES).min(pcm.len());
-        frame[..end - start].copy_from_slice(&pcm[start..end]);
-        let packet = encoder.encode_vec_float(&frame, MAX_PACKET)?;
-        let last = k + 1 == frames;
-        let granule = if last {
-            total
-        } else {
-            ((k + 1) * FRAME_SAMPLES) as u64
-        };
-        let end_info = if last {
-            PacketWriteEndInfo::EndStream
-        } else if (k + 1) % FRAMES_PER_PAGE == 0 {
-            PacketWriteEndInfo::EndPage
-        } else {
-            PacketWriteEndInfo::NormalPacket
-        };
-        writer.write_packet(packet, serial, end_info, granule)?;
+    let mut encoder = OggOpusEncoder::new(sample_rate, bitrate, stream_serial(samples))?;
+    for chunk in samples.chunks(16 * 1024) {
+        encoder.push(chunk)?;
     }
-    Ok(writer.into_inner())
+    encoder.finish()
 }
 
 /// `OpusHead`: version 1, mono, pre-skip, the original input rate, no gain, mapping 0.
@@ -291,6 +497,33 @@ mod tests {
             let expected = (input.len() as f64 * 48000.0 / 22050.0).round() as usize;
             assert_eq!(decoded.len(), expected, "{seconds} s");
         }
+    }
+
+    #[test]
+    fn streaming_in_uneven_pieces_gives_the_same_length() {
+        let input = tone(2.3, 22050);
+        let mut encoder = OggOpusEncoder::new(22050, DEFAULT_BITRATE, 7).unwrap();
+        let mut rest = &input[..];
+        for size in [1usize, 5000, 3, 1023, 1024, 1025, 17_000].iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let n = (*size).min(rest.len());
+            encoder.push(&rest[..n]).unwrap();
+            rest = &rest[n..];
+        }
+        let (_, decoded) = decode(&encoder.finish().unwrap());
+        assert_eq!(
+            decoded.len(),
+            (input.len() as f64 * 48000.0 / 22050.0).round() as usize
+        );
+        // 48 kHz input passes through without resampling.
+        let input48 = tone(0.7, 48000);
+        let (_, decoded) = decode(&encode_ogg_opus(&input48, 48000, DEFAULT_BITRATE).unwrap());
+        assert_eq!(decoded.len(), input48.len());
+        // An empty stream is still a valid file.
+        let (_, decoded) = decode(&encode_ogg_opus(&[], 22050, DEFAULT_BITRATE).unwrap());
+        assert!(decoded.is_empty());
     }
 
     #[test]

@@ -18,5 +18,5 @@ pub mod voice;
 pub use audio::{AudioFormat, EncodedAudio};
 pub use error::TtsError;
 pub use runtime::RuntimePaths;
-pub use synth::{MAX_CHUNK_PHONEMES, Synthesis, synthesize};
+pub use synth::{MAX_CHUNK_PHONEMES, Synthesis, synthesize, synthesize_encoded, synthesize_with};
 pub use voice::{Voice, VoiceInfo, VoiceStore};

@@ -4,6 +4,7 @@
 use avatar_core::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
 
 use crate::TtsError;
+use crate::audio::{self, AudioError, AudioFormat, EncodedAudio, OggOpusEncoder};
 use crate::ids::{PhonemeGroup, phoneme_groups};
 use crate::voice::{SAMPLES_PER_FRAME, Voice};
 
@@ -36,6 +37,17 @@ impl Synthesis {
 /// Speaks `text` with `voice` at `speed` (1.0 normal; 2.0 twice as fast), which divides the
 /// voice's length scale.
 pub fn synthesize(voice: &Voice, text: &str, speed: f64) -> Result<Synthesis, TtsError> {
+    synthesize_with(voice, text, speed, |_| {})
+}
+
+/// [`synthesize`], handing each sentence's finished samples to `on_audio` as soon as it is
+/// synthesised (e.g. to an encoder running alongside).
+pub fn synthesize_with(
+    voice: &Voice,
+    text: &str,
+    speed: f64,
+    mut on_audio: impl FnMut(&[f32]),
+) -> Result<Synthesis, TtsError> {
     let config = &voice.config;
     let sentences = voice.phonemizer.phonemize(text, &config.espeak.voice)?;
     let scales = [
@@ -54,13 +66,59 @@ pub fn synthesize(voice: &Voice, text: &str, speed: f64) -> Result<Synthesis, Tt
             let groups = phoneme_groups(&config.phoneme_id_map, chunk);
             let ids: Vec<i64> = groups.iter().flat_map(|g| g.ids.iter().copied()).collect();
             let run = voice.infer(&ids, scales)?;
+            let start = samples.len();
             append_sentence(&mut samples, &mut timeline, &groups, run.audio, &run.frames);
+            on_audio(&samples[start..]);
         }
     }
     if samples.is_empty() {
         return Err(TtsError::NothingToSpeak);
     }
     Ok(Synthesis { samples, timeline })
+}
+
+/// Speech audio encoded while it is synthesised: Opus encoding of each sentence runs on its
+/// own thread while the model works on the next, so encoding adds little to a render's time
+/// (onnxruntime leaves part of a second core idle). WAV, or Opus failing, encodes at the end.
+pub fn synthesize_encoded(
+    voice: &Voice,
+    text: &str,
+    speed: f64,
+    format: AudioFormat,
+    bitrate: u32,
+) -> Result<(Synthesis, EncodedAudio), TtsError> {
+    if format == AudioFormat::Wav {
+        let synthesis = synthesize(voice, text, speed)?;
+        let audio = audio::encode(&synthesis.samples, synthesis.sample_rate(), format, bitrate);
+        return Ok((synthesis, audio));
+    }
+    let rate = voice.config.audio.sample_rate;
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<f32>>();
+    std::thread::scope(|scope| {
+        let encoder = scope.spawn(move || {
+            let mut encoder = OggOpusEncoder::new(rate, bitrate, stream_serial(text))?;
+            for chunk in receiver {
+                encoder.push(&chunk)?;
+            }
+            encoder.finish()
+        });
+        let synthesis = synthesize_with(voice, text, speed, |samples| {
+            // A failed encoder has dropped the receiver; its error is reported below.
+            let _ = sender.send(samples.to_vec());
+        });
+        drop(sender);
+        let encoded = encoder.join().unwrap_or(Err(AudioError::Panicked));
+        let synthesis = synthesis?;
+        let audio = audio::or_wav(encoded, &synthesis.samples, rate);
+        Ok((synthesis, audio))
+    })
+}
+
+/// A stream serial from the text, so a file's serial is stable for a given render.
+fn stream_serial(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Adds one sentence's audio and timeline. Each id got `frames[i] * 256` samples; a

@@ -317,6 +317,11 @@ impl VoiceStore {
     fn session(&self, model: &[u8]) -> Result<Session, ort::Error> {
         Session::builder(&self.environment)?
             .with_optimization_level(GraphOptimizationLevel::All)?
+            // Memory patterns are planned per run shape; VITS shapes depend on the predicted
+            // durations, so every run adds a plan and a long-lived process grows by about
+            // 7 MB a render (measured: 222 MB -> 329 MB over 16 renders). Off, it stays flat
+            // at the same speed.
+            .with_memory_pattern(false)?
             .with_intra_threads(self.threads)?
             .with_inter_threads(1)?
             .commit_from_memory(model)

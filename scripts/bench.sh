@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make bench`: builds the release binaries, installs the Python reference (piper-tts 1.8 with
+# onnxruntime 1.32, the same runtime the Rust side loads) into a venv, and runs scripts/bench.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${CACHE:-$HOME/.cache/avatar-pipeline}
+VENV=$CACHE/bench-venv
+VOICE=${VOICE:-en_US-joe-medium}
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import piper, onnxruntime" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet piper-tts==1.8.0 onnxruntime==1.32.0
+fi
+cargo build --release -j "${JOBS:-2}" -p avatar-render --bin avatar-render --example bench
+target=${CARGO_TARGET_DIR:-target}/release
+python3 scripts/bench.py "$target/examples/bench" "$target/avatar-render" "$VENV/bin/python" "$VOICES_DIR" "$VOICE"
