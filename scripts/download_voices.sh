@@ -55,9 +55,11 @@ fetch_joe() {
 
 fetch_hf() { # name, e.g. en_GB-alan-medium -> en/en_GB/alan/medium/
   local name=$1 lang region speaker quality
+  if ! [[ $name =~ ^[a-z]{2,3}_[A-Z]{2}-[A-Za-z0-9_]+-(x_low|low|medium|high)$ ]]; then
+    echo "not a Piper voice name (lang_REGION-speaker-quality, e.g. en_US-lessac-medium)"; return 1
+  fi
   IFS=- read -r region speaker quality <<< "$name"
   lang=${region%%_*}
-  if [ -z "$speaker" ] || [ -z "$quality" ]; then echo "not a Piper voice name (LANG_REGION-SPEAKER-QUALITY)"; return 1; fi
   local base="$PIPER_VOICES_URL/$lang/$region/$speaker/$quality/$name"
   for file in "$name.onnx.json" "$name.onnx"; do
     local suffix=${file#"$name"}

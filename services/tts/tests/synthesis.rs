@@ -182,6 +182,48 @@ fn encoded_files_pass_independent_decoders() {
 }
 
 #[test]
+fn a_voice_loads_once_and_is_reused() {
+    let store = common::store();
+    let a = store.get(common::VOICE).unwrap();
+    let b = store.get(common::VOICE).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    // Concurrent first uses share one load too.
+    let fresh =
+        tts::VoiceStore::open(common::voices_dir(), &tts::RuntimePaths::from_env(), 1).unwrap();
+    let voices: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| fresh.get(common::VOICE).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        voices
+            .windows(2)
+            .all(|w| std::sync::Arc::ptr_eq(&w[0], &w[1]))
+    );
+}
+
+#[test]
+fn encoding_alongside_synthesis_matches_the_timeline() {
+    let voice = common::joe();
+    let (s, audio) = tts::synthesize_encoded(&voice, TEXT, 1.0, AudioFormat::Ogg, 24_000).unwrap();
+    assert_eq!(audio.format, AudioFormat::Ogg);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.ogg");
+    std::fs::write(&path, &audio.bytes).unwrap();
+    let probed = probe_duration_ms(&path);
+    assert!(
+        (probed - s.duration_ms() as f64).abs() <= 20.0,
+        "{probed} vs {}",
+        s.duration_ms()
+    );
+    let (s, audio) = tts::synthesize_encoded(&voice, TEXT, 1.0, AudioFormat::Wav, 24_000).unwrap();
+    assert_eq!(audio.format, AudioFormat::Wav);
+    let reader = hound::WavReader::new(std::io::Cursor::new(audio.bytes)).unwrap();
+    assert_eq!(reader.len() as u64, s.timeline.total_samples);
+}
+
+#[test]
 fn listing_and_unknown_voices() {
     let store = common::store();
     let voices = store.list();
