@@ -561,6 +561,16 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_opus_encode_falls_back_to_wav() {
+        let input = tone(0.1, 22050);
+        let failed = Err(AudioError::Resample("simulated".into()));
+        let audio = or_wav(failed, &input, 22050);
+        assert_eq!(audio.format, AudioFormat::Wav);
+        let reader = hound::WavReader::new(Cursor::new(audio.bytes)).unwrap();
+        assert_eq!(reader.len() as usize, input.len());
+    }
+
+    #[test]
     fn formats() {
         assert_eq!("wav".parse::<AudioFormat>().unwrap(), AudioFormat::Wav);
         assert_eq!("OGG".parse::<AudioFormat>().unwrap(), AudioFormat::Ogg);
