@@ -10,6 +10,7 @@ use crate::VisemeSet;
 
 /// Where a render is in its life: `pending` -> `rendering` -> `completed` or `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RenderStatus {
     Pending,
@@ -20,6 +21,7 @@ pub enum RenderStatus {
 
 /// A mouth shape that holds from `t_ms` until the next cue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MouthCue {
     /// Milliseconds from the start of the decoded audio.
     pub t_ms: u64,
@@ -30,6 +32,7 @@ pub struct MouthCue {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EyeEventType {
     Blink,
@@ -39,6 +42,7 @@ pub enum EyeEventType {
 /// Where a saccade moves the gaze (from the avatar's own point of view of the screen:
 /// `left` is the viewer's left). The eyes return to centre after `duration_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SaccadeDirection {
     Left,
@@ -54,6 +58,7 @@ pub enum SaccadeDirection {
 /// A blink (lids close and reopen over `duration_ms`) or a saccade (gaze shifts in
 /// `direction` and back over `duration_ms`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EyeEvent {
     pub t_ms: u64,
     pub event_type: EyeEventType,
@@ -62,8 +67,23 @@ pub struct EyeEvent {
     pub direction: Option<SaccadeDirection>,
 }
 
+/// A voice the pipeline can speak (the `/v1/voices` entries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VoiceInfo {
+    pub voice_id: String,
+    /// Language code as the voice names it, e.g. `en_US`.
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_name: Option<String>,
+    pub sample_rate: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<String>,
+}
+
 /// A completed render: the body of the API's completed response and of `render.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenderResult {
     pub render_id: String,
     pub status: RenderStatus,

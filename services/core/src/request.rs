@@ -21,6 +21,7 @@ pub const MAX_VOICE_ID_CHARS: usize = 128;
 
 /// The mouth-shape vocabulary the cues are expressed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VisemeSet {
     /// The original product's seven visemes: REST, AA, EE, OH, OO, FF, TH.
@@ -68,13 +69,20 @@ impl std::str::FromStr for VisemeSet {
 
 /// A render request as a client sends it. Optional fields take the documented defaults.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenderRequest {
+    /// The text to speak: 1 to 5000 characters after trimming.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 5000))]
     pub text: String,
+    /// A voice id from `/v1/voices`; default `DEFAULT_VOICE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_id: Option<String>,
+    /// Speech rate, 0.5 to 2.0; default 1.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.5, maximum = 2.0))]
     pub speed: Option<f64>,
+    /// The mouth-shape vocabulary of the cues; default `basic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viseme_set: Option<VisemeSet>,
 }
@@ -91,6 +99,7 @@ pub struct RenderSpec {
 
 /// One invalid field and why, e.g. `text: must not be empty`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{field}: {message}")]
 pub struct FieldError {
     pub field: String,

@@ -16,7 +16,8 @@ mod synth;
 pub mod voice;
 
 pub use audio::{AudioFormat, EncodedAudio};
+pub use avatar_core::VoiceInfo;
 pub use error::TtsError;
 pub use runtime::RuntimePaths;
 pub use synth::{MAX_CHUNK_PHONEMES, Synthesis, synthesize, synthesize_encoded, synthesize_with};
-pub use voice::{Voice, VoiceInfo, VoiceStore};
+pub use voice::{Voice, VoiceStore};

@@ -25,11 +25,12 @@ impl RuntimePaths {
     /// `RUNTIME_DIR` (default `~/.cache/avatar-pipeline/runtime`), with each file
     /// overridable: `ORT_DYLIB_PATH`, `ESPEAK_NG_LIB`, `ESPEAK_NG_DATA`.
     pub fn from_env() -> Self {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`RuntimePaths::from_env`] with the variables from `lookup`.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         let dir = var("RUNTIME_DIR").unwrap_or_else(|| {
             var("HOME")
                 .unwrap_or_else(|| PathBuf::from("/"))

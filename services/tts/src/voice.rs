@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use avatar_core::VoiceInfo;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::espeak::Phonemizer;
 use crate::ids::{BOS, EOS, PAD};
@@ -63,19 +64,6 @@ pub struct LanguageConfig {
     pub code: String,
     #[serde(default)]
     pub name_english: Option<String>,
-}
-
-/// What a client may want to know about a voice (the `/v1/voices` entries).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VoiceInfo {
-    pub voice_id: String,
-    /// Language code as the voice names it, e.g. `en_US`.
-    pub language: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub language_name: Option<String>,
-    pub sample_rate: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quality: Option<String>,
 }
 
 impl VoiceConfig {

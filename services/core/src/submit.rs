@@ -1,0 +1,136 @@
+//! Submitting a render: the one implementation the gateway and the controller share.
+//!
+//! The render id is the cache key. Only the request whose KV `create` of the pending record
+//! succeeds publishes the job, so identical concurrent requests coalesce into one
+//! synthesis. A failed record, or a pending one older than its lease, is taken over with a
+//! compare-and-set on the KV revision, so exactly one of several racing requests resubmits.
+
+use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+
+use crate::jetstream::{Pipeline, Stage};
+use crate::record::{Job, RenderRecord, now_ms, random_id};
+use crate::{RenderSpec, RenderStatus, render_id};
+
+/// What became of a submission.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// Already rendered: the stored record, untouched.
+    Cached(RenderRecord),
+    /// An identical render is under way: this request joins it.
+    InFlight(RenderRecord),
+    /// A new job was queued.
+    Queued(RenderRecord),
+}
+
+impl Submitted {
+    pub fn record(&self) -> &RenderRecord {
+        match self {
+            Submitted::Cached(r) | Submitted::InFlight(r) | Submitted::Queued(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the render store is unavailable: {0}")]
+    Store(String),
+    #[error("the job queue is unavailable: {0}")]
+    Queue(String),
+    #[error("too many concurrent takeovers of render {0}")]
+    Contended(String),
+}
+
+/// A pending or rendering record not updated for this long is considered lost.
+fn stale(record: &RenderRecord, pipeline: &Pipeline) -> bool {
+    now_ms().saturating_sub(record.updated_at_ms) > pipeline.config.render_lease.as_millis() as u64
+}
+
+/// Looks the render up and, unless it is cached or in flight, queues it.
+pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, SubmitError> {
+    let id = render_id(&spec);
+    let store = |e: &dyn std::fmt::Display| SubmitError::Store(e.to_string());
+    for _ in 0..8 {
+        let entry = pipeline
+            .renders
+            .entry(id.clone())
+            .await
+            .map_err(|e| store(&e))?;
+        match entry {
+            Some(entry) if entry.operation == Operation::Put => {
+                let existing = RenderRecord::from_bytes(&entry.value).ok();
+                match existing {
+                    Some(r) if r.status == RenderStatus::Completed => {
+                        return Ok(Submitted::Cached(r));
+                    }
+                    Some(r) if !r.is_final() && !stale(&r, pipeline) => {
+                        return Ok(Submitted::InFlight(r));
+                    }
+                    _ => {
+                        // Failed, lost or unreadable: take it over, if nobody beat us to it.
+                        let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
+                        match pipeline
+                            .renders
+                            .update(&id, record.to_bytes(), entry.revision)
+                            .await
+                        {
+                            Ok(_) => return queue(pipeline, record).await,
+                            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+                            Err(e) => return Err(store(&e)),
+                        }
+                    }
+                }
+            }
+            _ => {
+                let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
+                match pipeline.renders.create(&id, record.to_bytes()).await {
+                    Ok(_) => return queue(pipeline, record).await,
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(store(&e)),
+                }
+            }
+        }
+    }
+    Err(SubmitError::Contended(id))
+}
+
+/// Publishes the tts job of a freshly written pending record. If the queue refuses it, the
+/// record is marked failed so the next identical request resubmits at once.
+async fn queue(pipeline: &Pipeline, record: RenderRecord) -> Result<Submitted, SubmitError> {
+    let job = Job::from_record(&record);
+    match publish(pipeline, Stage::Tts, &job).await {
+        Ok(()) => Ok(Submitted::Queued(record)),
+        Err(e) => {
+            let mut failed = record.clone();
+            failed.status = RenderStatus::Failed;
+            failed.failure = Some(crate::record::Failure {
+                message: format!("could not queue the job: {e}"),
+                field: None,
+            });
+            failed.updated_at_ms = now_ms();
+            let _ = pipeline
+                .renders
+                .put(&record.render_id, failed.to_bytes())
+                .await;
+            Err(SubmitError::Queue(e.to_string()))
+        }
+    }
+}
+
+/// Publishes a job to a stage and waits for JetStream to store it.
+pub async fn publish(
+    pipeline: &Pipeline,
+    stage: Stage,
+    job: &Job,
+) -> Result<(), async_nats::Error> {
+    let payload = serde_json::to_vec(job)?;
+    let message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(job.message_id(stage));
+    pipeline
+        .jetstream
+        .send_publish(stage.subject(), message)
+        .await?
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Logging and Prometheus metrics, the same in every service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Logs to stderr at `LOG_LEVEL` (the seed's `INFO`, `DEBUG`... or a full filter such as
+/// `info,tts=debug`).
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Every metric the pipeline exports. Each service registers all of them and uses its share.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Jobs handled by a stage worker, by outcome (`ok`, `rejected`, `failed`, `retried`,
+    /// `skipped`).
+    pub jobs: IntCounterVec,
+    /// Time a stage spent on one job.
+    pub stage_seconds: HistogramVec,
+    /// Jobs waiting for each stage.
+    pub queue_depth: IntGaugeVec,
+    /// HTTP requests by route and status.
+    pub http_requests: IntCounterVec,
+    pub http_seconds: HistogramVec,
+    /// Renders answered, by outcome (`completed`, `cached`, `failed`, `timeout`, `rejected`,
+    /// `shed`).
+    pub renders: IntCounterVec,
+    /// Cache hits by layer (`memory`, `kv`).
+    pub cache_hits: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new(service: &str) -> Arc<Self> {
+        let registry = Registry::new_custom(
+            Some("avatar".into()),
+            Some([("service".to_owned(), service.to_owned())].into()),
+        )
+        .expect("a valid registry");
+        let latency_buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            60.0,
+        ];
+        let jobs = IntCounterVec::new(
+            Opts::new("jobs_total", "Jobs handled by stage workers"),
+            &["stage", "outcome"],
+        )
+        .expect("metric");
+        let stage_seconds = HistogramVec::new(
+            HistogramOpts::new("stage_duration_seconds", "Time a stage spent on one job")
+                .buckets(latency_buckets.clone()),
+            &["stage"],
+        )
+        .expect("metric");
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("queue_depth", "Jobs waiting for each stage"),
+            &["stage"],
+        )
+        .expect("metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["method", "route", "status"],
+        )
+        .expect("metric");
+        let http_seconds = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(latency_buckets),
+            &["route"],
+        )
+        .expect("metric");
+        let renders = IntCounterVec::new(
+            Opts::new("renders_total", "Renders answered, by outcome"),
+            &["outcome"],
+        )
+        .expect("metric");
+        let cache_hits = IntCounterVec::new(
+            Opts::new("cache_hits_total", "Cache hits by layer"),
+            &["layer"],
+        )
+        .expect("metric");
+        for collector in [
+            Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stage_seconds.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(http_seconds.clone()),
+            Box::new(renders.clone()),
+            Box::new(cache_hits.clone()),
+        ] {
+            registry.register(collector).expect("unique metric names");
+        }
+        Arc::new(Self {
+            registry,
+            jobs,
+            stage_seconds,
+            queue_depth,
+            http_requests,
+            http_seconds,
+            renders,
+            cache_hits,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding");
+        String::from_utf8(buffer).expect("UTF-8 metrics")
+    }
+}
+
+/// The content type of [`Metrics::render`].
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serves `/metrics` and `/health` for a worker on `addr` (port 0: any free port) and
+/// returns the bound address. `health` answers whether the worker is healthy.
+pub async fn serve_worker_endpoints(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: impl Fn() -> (bool, serde_json::Value) + Clone + Send + Sync + 'static,
+) -> std::io::Result<SocketAddr> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/health",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    let (ok, body) = health();
+                    let status = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, axum::Json(body))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    Ok(bound)
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

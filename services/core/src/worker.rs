@@ -1,0 +1,356 @@
+//! The stage-worker loop every worker binary runs: pull one job, check it is still wanted,
+//! run the stage with in-progress acks, pass the result on (or complete the render), ack.
+//!
+//! A stage is a pure library function plus a [`StageHandler`] adapting it to a [`Job`].
+//! Failures are classified: a rejected request fails the render at once with the field to
+//! blame; anything else is retried with back-off until the consumer's `max_deliver`, then
+//! fails the render with the reason. Jobs are fetched one at a time, so an idle replica
+//! always gets the next job rather than a busy one's buffer.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
+use futures::StreamExt;
+
+use crate::config::{Env, PipelineConfig};
+use crate::jetstream::{JOBS_STREAM, Pipeline, Stage};
+use crate::record::{Failure, Job, RenderRecord, now_ms};
+use crate::telemetry::Metrics;
+use crate::{RenderResult, RenderStatus};
+
+/// What a stage made of a job.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Pass the job, with this stage's output added, to the next stage.
+    Next(Job),
+    /// The last stage: the render is complete.
+    Completed(RenderResult),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StageError {
+    /// The request can never render (say, nothing in the text can be spoken): fail the
+    /// render now and name the field.
+    #[error("{message}")]
+    Rejected {
+        message: String,
+        field: Option<String>,
+    },
+    /// This attempt failed; another may not (a voice file being replaced, storage down).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One stage's work on a job.
+pub trait StageHandler: Send + Sync + 'static {
+    fn stage(&self) -> Stage;
+    fn process(&self, job: Job) -> impl Future<Output = Result<Outcome, StageError>> + Send;
+}
+
+/// Settings every worker binary reads.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub pipeline: PipelineConfig,
+    /// Where `/metrics` and `/health` are served (port 0: any free port).
+    pub metrics_addr: SocketAddr,
+    pub log_level: String,
+}
+
+impl WorkerConfig {
+    pub fn from_env(env: &mut Env, default_metrics_port: u16) -> Self {
+        let port = env.parse("METRICS_PORT", default_metrics_port);
+        let host: std::net::IpAddr =
+            env.parse("METRICS_HOST", std::net::Ipv4Addr::UNSPECIFIED.into());
+        Self {
+            pipeline: PipelineConfig::from_env(env),
+            metrics_addr: SocketAddr::new(host, port),
+            log_level: env.string("LOG_LEVEL", "info"),
+        }
+    }
+}
+
+/// Runs a worker until Ctrl-C or SIGTERM: connects (waiting for NATS), serves metrics and
+/// health, and processes jobs.
+pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H) {
+    let stage = handler.stage();
+    let metrics = Metrics::new(stage.name());
+    let pipeline =
+        Pipeline::start(config.pipeline.clone(), &format!("avatar-{}", stage.name())).await;
+    let health_pipeline = pipeline.clone();
+    match crate::telemetry::serve_worker_endpoints(config.metrics_addr, metrics.clone(), move || {
+        let connected = health_pipeline.connected();
+        (connected, serde_json::json!({"status": if connected {"healthy"} else {"unhealthy"}, "nats_connected": connected}))
+    })
+    .await
+    {
+        Ok(addr) => tracing::info!(stage = stage.name(), %addr, "metrics and health endpoints up"),
+        Err(e) => tracing::error!(error = %e, addr = %config.metrics_addr, "cannot serve metrics"),
+    }
+    let worker = Worker {
+        pipeline,
+        handler: Arc::new(handler),
+        metrics,
+    };
+    tokio::select! {
+        () = worker.run() => {},
+        () = crate::telemetry::shutdown_signal() => tracing::info!(stage = stage.name(), "stopping"),
+    }
+}
+
+pub struct Worker<H> {
+    pub pipeline: Pipeline,
+    pub handler: Arc<H>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl<H: StageHandler> Worker<H> {
+    /// Processes jobs forever, recovering from lost connections.
+    pub async fn run(&self) {
+        let stage = self.handler.stage();
+        loop {
+            let consumer: PullConsumer = match self.consumer().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(stage = stage.name(), error = %e, "cannot reach the job queue; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            loop {
+                let batch = consumer
+                    .batch()
+                    .max_messages(1)
+                    .expires(Duration::from_secs(10))
+                    .messages()
+                    .await;
+                let mut batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(stage = stage.name(), error = %e, "pull failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
+                };
+                while let Some(message) = batch.next().await {
+                    match message {
+                        Ok(message) => self.handle(message).await,
+                        Err(e) => {
+                            tracing::debug!(stage = stage.name(), error = %e, "pull ended");
+                            break;
+                        }
+                    }
+                }
+                self.update_queue_depth().await;
+            }
+        }
+    }
+
+    async fn consumer(&self) -> Result<PullConsumer, async_nats::Error> {
+        let stream = self.pipeline.jetstream.get_stream(JOBS_STREAM).await?;
+        Ok(stream.get_consumer(self.handler.stage().consumer()).await?)
+    }
+
+    async fn update_queue_depth(&self) {
+        let stage = self.handler.stage();
+        if let Ok(depth) = self.pipeline.queue_depth(stage).await {
+            self.metrics
+                .queue_depth
+                .with_label_values(&[stage.name()])
+                .set(depth as i64);
+        }
+    }
+
+    fn count(&self, outcome: &str) {
+        self.metrics
+            .jobs
+            .with_label_values(&[self.handler.stage().name(), outcome])
+            .inc();
+    }
+
+    async fn handle(&self, message: async_nats::jetstream::Message) {
+        let stage = self.handler.stage();
+        let delivered = message.info().map_or(1, |i| i.delivered);
+        let job: Job = match serde_json::from_slice(&message.payload) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(stage = stage.name(), error = %e, "unreadable job dropped");
+                let _ = message.ack_with(AckKind::Term).await;
+                self.count("skipped");
+                return;
+            }
+        };
+        let span = tracing::info_span!("job", stage = stage.name(), render_id = %job.render_id, attempt = delivered);
+        let _enter = span.enter();
+
+        // Still wanted? Not if the render completed meanwhile or was resubmitted.
+        let entry = match self.pipeline.renders.entry(job.render_id.clone()).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the render record; retrying later");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+                self.count("retried");
+                return;
+            }
+        };
+        let record = entry
+            .as_ref()
+            .filter(|e| e.operation == Operation::Put)
+            .and_then(|e| RenderRecord::from_bytes(&e.value).ok());
+        let Some(record) = record.filter(|r| r.submission == job.submission && !r.is_final())
+        else {
+            tracing::info!("job no longer wanted (completed, failed or resubmitted)");
+            let _ = message.ack().await;
+            self.count("skipped");
+            return;
+        };
+        if record.status == RenderStatus::Pending
+            && let Some(entry) = &entry
+        {
+            let mut rendering = record.clone();
+            rendering.status = RenderStatus::Rendering;
+            rendering.updated_at_ms = now_ms();
+            // Losing this race only means someone else already marked it.
+            let _ = self
+                .pipeline
+                .renders
+                .update(&job.render_id, rendering.to_bytes(), entry.revision)
+                .await;
+        }
+
+        // Tell JetStream we are alive while the stage runs.
+        let ack_wait = self.pipeline.config.ack_wait;
+        let progress = {
+            let message = message.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ack_wait / 3).await;
+                    if message.ack_with(AckKind::Progress).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let started = Instant::now();
+        let outcome = self.handler.process(job.clone()).await;
+        progress.abort();
+        self.metrics
+            .stage_seconds
+            .with_label_values(&[stage.name()])
+            .observe(started.elapsed().as_secs_f64());
+
+        let result = match outcome {
+            Ok(Outcome::Next(next)) => {
+                let next_stage = stage.next().expect("only the last stage completes renders");
+                crate::submit::publish(&self.pipeline, next_stage, &next)
+                    .await
+                    .map_err(|e| {
+                        StageError::Failed(format!(
+                            "cannot queue the {} job: {e}",
+                            next_stage.name()
+                        ))
+                    })
+            }
+            Ok(Outcome::Completed(result)) => {
+                self.finish(&job, RenderStatus::Completed, Some(result), None)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                let _ = message.double_ack().await;
+                self.count("ok");
+            }
+            Err(StageError::Rejected {
+                message: reason,
+                field,
+            }) => {
+                tracing::info!(%reason, "render rejected");
+                let failure = Failure {
+                    message: reason,
+                    field,
+                };
+                let _ = self
+                    .finish(&job, RenderStatus::Failed, None, Some(failure))
+                    .await;
+                let _ = message.ack_with(AckKind::Term).await;
+                self.count("rejected");
+            }
+            Err(StageError::Failed(reason)) if delivered >= self.pipeline.config.max_deliver => {
+                tracing::warn!(%reason, attempts = delivered, "render failed for good");
+                let failure = Failure {
+                    message: format!(
+                        "{} stage failed after {delivered} attempts: {reason}",
+                        stage.name()
+                    ),
+                    field: None,
+                };
+                let _ = self
+                    .finish(&job, RenderStatus::Failed, None, Some(failure))
+                    .await;
+                let _ = message.ack_with(AckKind::Term).await;
+                self.count("failed");
+            }
+            Err(StageError::Failed(reason)) => {
+                let delay = Duration::from_millis(500 * 2u64.pow(delivered.clamp(1, 6) as u32 - 1));
+                tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "attempt failed; retrying");
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                self.count("retried");
+            }
+        }
+    }
+
+    /// Writes the final record, if the render is still this job's submission and not final
+    /// (compare-and-set: the first completion wins, a duplicate changes nothing).
+    async fn finish(
+        &self,
+        job: &Job,
+        status: RenderStatus,
+        result: Option<RenderResult>,
+        failure: Option<Failure>,
+    ) -> Result<(), StageError> {
+        let store_error = |e: &dyn std::fmt::Display| {
+            StageError::Failed(format!("cannot write the render record: {e}"))
+        };
+        for _ in 0..5 {
+            let entry = self
+                .pipeline
+                .renders
+                .entry(job.render_id.clone())
+                .await
+                .map_err(|e| store_error(&e))?;
+            let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+                return Ok(());
+            };
+            let Ok(mut record) = RenderRecord::from_bytes(&entry.value) else {
+                return Ok(());
+            };
+            if record.submission != job.submission || record.is_final() {
+                tracing::info!("render already finished or resubmitted; result dropped");
+                return Ok(());
+            }
+            record.status = status;
+            record.result = result.clone();
+            record.failure = failure.clone();
+            record.updated_at_ms = now_ms();
+            match self
+                .pipeline
+                .renders
+                .update(&job.render_id, record.to_bytes(), entry.revision)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+                Err(e) => return Err(store_error(&e)),
+            }
+        }
+        Err(StageError::Failed("the render record kept changing".into()))
+    }
+}

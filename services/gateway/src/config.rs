@@ -1,0 +1,76 @@
+//! The gateway's settings, from the environment, every problem reported at once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use avatar_core::config::{ConfigError, Env, PipelineConfig, StorageConfig};
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_AUDIO_BASE_URL: &str = "http://localhost:8080/audio";
+pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 10;
+/// Largest request body: 5000 characters of up to 4 UTF-8 bytes, JSON escapes and the
+/// other fields fit with room to spare.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Memory for completed records kept in the gateway (they never change: the id is a hash).
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub pipeline: PipelineConfig,
+    pub storage: StorageConfig,
+    pub listen: SocketAddr,
+    /// Prefix of every `audio_url`; the gateway serves `/audio/{file}` itself.
+    pub audio_base_url: String,
+    pub sync_timeout: Duration,
+    /// Requests that wait for a render at once; more are shed with 503 and `Retry-After`.
+    pub max_concurrent_requests: usize,
+    pub max_body_bytes: usize,
+    pub cache_bytes: u64,
+    /// `None`: `en_US-lessac-medium` if a worker has it, else the first voice announced.
+    pub default_voice: Option<String>,
+    pub log_level: String,
+}
+
+impl GatewayConfig {
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let pipeline = PipelineConfig::from_env(&mut env);
+        let storage = StorageConfig::from_env(&mut env);
+        let host: std::net::IpAddr = env.parse("HOST", std::net::Ipv4Addr::UNSPECIFIED.into());
+        let port = env.parse("PORT", DEFAULT_PORT);
+        let audio_base_url = env
+            .string("AUDIO_BASE_URL", DEFAULT_AUDIO_BASE_URL)
+            .trim_end_matches('/')
+            .to_owned();
+        let sync_timeout = env.seconds("SYNC_TIMEOUT_SECONDS", DEFAULT_SYNC_TIMEOUT, 1);
+        let max_concurrent_requests =
+            env.parse("MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
+        if max_concurrent_requests == 0 {
+            env.error("MAX_CONCURRENT_REQUESTS=0: must be at least 1");
+        }
+        let max_body_bytes = env.parse("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES);
+        let cache_bytes = env.parse("GATEWAY_CACHE_MB", DEFAULT_CACHE_MB) * 1024 * 1024;
+        // The seed's PIPER_MODEL names the default voice by its file.
+        let default_voice = env.optional("DEFAULT_VOICE").or_else(|| {
+            env.optional("PIPER_MODEL").and_then(|m| {
+                std::path::Path::new(&m)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+        });
+        let log_level = env.string("LOG_LEVEL", "info");
+        env.finish()?;
+        Ok(Self {
+            pipeline,
+            storage,
+            listen: SocketAddr::new(host, port),
+            audio_base_url,
+            sync_timeout,
+            max_concurrent_requests: max_concurrent_requests.max(1),
+            max_body_bytes,
+            cache_bytes,
+            default_voice,
+            log_level,
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! `avatar-gateway`: the HTTP API in front of the pipeline.
+//!
+//! `avatar-gateway --openapi` prints the OpenAPI document (committed as `openapi.json`).
+
+mod api;
+mod audio;
+mod cache;
+mod config;
+mod error;
+mod voices;
+
+use std::process::ExitCode;
+
+use avatar_core::config::Env;
+use avatar_core::jetstream::Pipeline;
+use avatar_core::telemetry::Metrics;
+
+use crate::api::App;
+use crate::config::GatewayConfig;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--openapi") {
+        print!("{}", api::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let config = match GatewayConfig::from_env(Env::from_process()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("avatar-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    avatar_core::telemetry::init_logging(&config.log_level);
+    let store = match avatar_core::storage::open(&config.storage) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("avatar-gateway: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("avatar-gateway: cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let pipeline = Pipeline::start(config.pipeline.clone(), "avatar-gateway").await;
+    let app = App::new(config, pipeline, store, Metrics::new("gateway"));
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(%addr, "gateway listening");
+    let served = axum::serve(listener, app.router())
+        .with_graceful_shutdown(avatar_core::telemetry::shutdown_signal())
+        .await;
+    if let Err(e) = served {
+        eprintln!("avatar-gateway: {e}");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed `openapi.json` is what the code generates (`make openapi` refreshes it).
+    #[test]
+    fn committed_openapi_is_fresh() {
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+                .unwrap_or_default();
+        assert!(
+            committed == crate::api::openapi_json(),
+            "services/gateway/openapi.json is stale: run `make openapi` and commit it"
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! `avatar-tts`: the tts stage worker. Synthesises each job's text, puts the audio in the
+//! object store and passes the phoneme timeline on to the lipsync stage; announces the
+//! voices it can speak.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use avatar_core::config::{Env, StorageConfig};
+use avatar_core::jetstream::{Pipeline, Stage, VOICES_TTL};
+use avatar_core::record::{Job, Speech, random_id};
+use avatar_core::storage::{audio_file_name, audio_key};
+use avatar_core::worker::{Outcome, StageError, StageHandler, WorkerConfig};
+use object_store::{ObjectStore, ObjectStoreExt};
+use tts::{AudioFormat, RuntimePaths, TtsError, VoiceStore};
+
+struct Config {
+    worker: WorkerConfig,
+    storage: StorageConfig,
+    voices_dir: PathBuf,
+    preload: Vec<String>,
+    runtime: RuntimePaths,
+    threads: usize,
+    audio_format: AudioFormat,
+    bitrate: u32,
+}
+
+impl Config {
+    fn from_env() -> Result<Self, avatar_core::config::ConfigError> {
+        let mut env = Env::from_process();
+        let worker = WorkerConfig::from_env(&mut env, 9101);
+        let storage = StorageConfig::from_env(&mut env);
+        // The seed's PIPER_MODEL (a model path) names a voices directory and a default voice.
+        let piper_model = env.optional("PIPER_MODEL").map(PathBuf::from);
+        let voices_dir = env
+            .optional("VOICES_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                piper_model
+                    .as_ref()
+                    .and_then(|m| m.parent().map(PathBuf::from))
+            })
+            .unwrap_or_else(|| PathBuf::from("voices"));
+        let default_voice = env.optional("DEFAULT_VOICE").or_else(|| {
+            piper_model
+                .as_ref()
+                .and_then(|m| m.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        });
+        let preload = env
+            .optional("TTS_PRELOAD_VOICES")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_else(|| default_voice.into_iter().collect());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = env.parse("TTS_THREADS", cores);
+        let audio_format = env.parse("AUDIO_FORMAT", AudioFormat::Ogg);
+        let bitrate = env.parse("AUDIO_BITRATE", tts::audio::DEFAULT_BITRATE);
+        if !(6_000..=256_000).contains(&bitrate) {
+            env.error(format!("AUDIO_BITRATE={bitrate}: must be 6000 to 256000"));
+        }
+        let runtime = RuntimePaths::from_vars(|name| env.optional(name));
+        env.finish()?;
+        Ok(Self {
+            worker,
+            storage,
+            voices_dir,
+            preload,
+            runtime,
+            threads,
+            audio_format,
+            bitrate,
+        })
+    }
+}
+
+struct TtsStage {
+    voices: Arc<VoiceStore>,
+    store: Arc<dyn ObjectStore>,
+    audio_format: AudioFormat,
+    bitrate: u32,
+}
+
+fn classify(e: TtsError) -> StageError {
+    match e.field() {
+        Some(field) => StageError::Rejected {
+            message: e.to_string(),
+            field: Some(field.to_owned()),
+        },
+        None => StageError::Failed(e.to_string()),
+    }
+}
+
+impl StageHandler for TtsStage {
+    fn stage(&self) -> Stage {
+        Stage::Tts
+    }
+
+    async fn process(&self, mut job: Job) -> Result<Outcome, StageError> {
+        let voices = self.voices.clone();
+        let spec = job.spec.clone();
+        let (format, bitrate) = (self.audio_format, self.bitrate);
+        let (synthesis, audio) = tokio::task::spawn_blocking(move || {
+            let voice = voices.get(&spec.voice_id)?;
+            tts::synthesize_encoded(&voice, &spec.text, spec.speed, format, bitrate)
+        })
+        .await
+        .map_err(|e| StageError::Failed(format!("synthesis panicked: {e}")))?
+        .map_err(classify)?;
+        let run = random_id();
+        let file = audio_file_name(&job.render_id, &run, audio.format.extension());
+        self.store
+            .put(&audio_key(&file), audio.bytes.into())
+            .await
+            .map_err(|e| StageError::Failed(format!("cannot store the audio: {e}")))?;
+        job.speech = Some(Speech {
+            run,
+            audio_file: file,
+            duration_ms: synthesis.duration_ms(),
+            timeline: synthesis.timeline,
+        });
+        Ok(Outcome::Next(job))
+    }
+}
+
+/// Keeps this worker's voices in the voices bucket while it runs (entries expire after
+/// [`VOICES_TTL`] without a refresh, so a stopped worker's voices disappear).
+async fn announce_voices(pipeline: Pipeline, voices: Arc<VoiceStore>) {
+    let worker_id = format!("tts-{}", random_id());
+    loop {
+        let listed = voices.list();
+        let payload = serde_json::to_vec(&listed).expect("voices serialise");
+        if let Err(e) = pipeline.voices.put(&worker_id, payload.into()).await {
+            tracing::warn!(error = %e, "cannot announce voices");
+        }
+        tokio::time::sleep(VOICES_TTL / 3).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("avatar-tts: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    avatar_core::telemetry::init_logging(&config.worker.log_level);
+    let voices = match VoiceStore::open(&config.voices_dir, &config.runtime, config.threads) {
+        Ok(v) => Arc::new(v),
+        Err(e) => {
+            eprintln!("avatar-tts: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let store = match avatar_core::storage::open(&config.storage) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("avatar-tts: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    for voice in &config.preload {
+        let started = std::time::Instant::now();
+        match voices.get(voice) {
+            Ok(_) => tracing::info!(
+                voice,
+                ms = started.elapsed().as_millis() as u64,
+                "voice preloaded"
+            ),
+            Err(e) => tracing::warn!(voice, error = %e, "cannot preload voice"),
+        }
+    }
+    tracing::info!(voices = ?voices.list().iter().map(|v| &v.voice_id).collect::<Vec<_>>(), "tts worker starting");
+    let announcer_voices = voices.clone();
+    let pipeline_config = config.worker.pipeline.clone();
+    tokio::spawn(async move {
+        let pipeline = Pipeline::start(pipeline_config, "avatar-tts-voices").await;
+        announce_voices(pipeline, announcer_voices).await;
+    });
+    let stage = TtsStage {
+        voices,
+        store,
+        audio_format: config.audio_format,
+        bitrate: config.bitrate,
+    };
+    avatar_core::worker::serve(config.worker, stage).await;
+    std::process::ExitCode::SUCCESS
+}
