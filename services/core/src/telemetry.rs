@@ -12,8 +12,10 @@ use prometheus::{
 pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

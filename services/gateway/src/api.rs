@@ -291,39 +291,32 @@ fn json_bytes(status: StatusCode, body: Bytes) -> Response {
 
 /// Parses a render request; a syntax error is a 400 on `body`, a bad value a 422 on its field.
 fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
-    let syntax = |e: &serde_json::Error| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             format!("the body is not valid JSON: {e}"),
         )
         .field("body")
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let request: RenderRequest =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return syntax(&inner);
-            }
-            let message = inner.to_string();
-            // serde names unknown and missing fields in backticks; otherwise the path does.
-            let named = message.split('`').nth(1).map(str::to_owned);
-            let field = if path != "." && !path.is_empty() {
-                path
-            } else {
-                named.unwrap_or_else(|| "body".into())
-            };
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
-            ApiError::invalid(vec![avatar_core::FieldError::new(field, message)])
-        })?;
-    deserializer.end().map_err(|e| syntax(&e))?;
-    Ok(request)
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(vec![avatar_core::FieldError::new(
+            "body",
+            "must be a JSON object with at least a \"text\" field",
+        )]));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // serde names unknown and missing fields in backticks; otherwise the path does.
+        let named = message.split('`').nth(1).map(str::to_owned);
+        let field = if path != "." && !path.is_empty() {
+            path
+        } else {
+            named.unwrap_or_else(|| "body".into())
+        };
+        ApiError::invalid(vec![avatar_core::FieldError::new(field, message)])
+    })
 }
 
 /// Synchronous render: waits up to `SYNC_TIMEOUT_SECONDS`.

@@ -1,0 +1,360 @@
+//! The HTTP API against the real services: the contract's responses, caching, coalescing,
+//! health, voices, metrics, OpenAPI, audio, and bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Options, Stack, check_completed, probe_ms, run};
+use serde_json::{Value, json};
+
+#[test]
+fn sync_async_cached_polled_and_audio() {
+    let stack = Stack::start(Options::default());
+    run(async {
+        let text = "Hello! I am a talking avatar, and my lips move with my voice.";
+        let (status, first, _) = stack
+            .post("/v1/avatar/render", &json!({"text": text}))
+            .await;
+        assert_eq!(status, 200, "{first}");
+        let mut keys: Vec<&str> = first
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "audio_url",
+                "cached",
+                "duration_ms",
+                "eye_events",
+                "mouth_cues",
+                "processing_time_ms",
+                "render_id",
+                "status",
+                "viseme_set"
+            ]
+        );
+        check_completed(&first);
+        assert_eq!(first["cached"], false);
+        assert_eq!(first["viseme_set"], "basic");
+        let audio_url = first["audio_url"].as_str().unwrap().to_owned();
+        assert!(audio_url.starts_with(&stack.url("/audio/")), "{audio_url}");
+
+        // The audio is there, plays for duration_ms, and serves byte ranges.
+        let audio = stack.http.get(&audio_url).send().await.unwrap();
+        assert_eq!(audio.status(), 200);
+        assert_eq!(audio.headers()["content-type"], "audio/ogg");
+        let bytes = audio.bytes().await.unwrap();
+        let ms = probe_ms(&bytes);
+        assert!(
+            (ms - first["duration_ms"].as_f64().unwrap()).abs() <= 20.0,
+            "{ms}"
+        );
+        let part = stack
+            .http
+            .get(&audio_url)
+            .header("Range", "bytes=0-99")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(
+            part.headers()["content-range"],
+            format!("bytes 0-99/{}", bytes.len())
+        );
+        assert_eq!(part.bytes().await.unwrap().len(), 100);
+        let missing = stack
+            .http
+            .get(stack.url(&format!("/audio/{}-abcdefgh.ogg", "0".repeat(64))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+
+        // The same request again: cached, same render, no new synthesis.
+        let (status, again, _) = stack
+            .post(
+                "/v1/avatar/render",
+                &json!({"text": format!("  {text}\n"), "speed": 1.0}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(again["cached"], true);
+        assert_eq!(again["render_id"], first["render_id"]);
+        assert_eq!(again["audio_url"], first["audio_url"]);
+        assert_eq!(again["mouth_cues"], first["mouth_cues"]);
+
+        // Async: pending at once, then completed by polling.
+        let (status, accepted, _) = stack
+            .post(
+                "/v1/avatar/render_async",
+                &json!({"text": "Polling works too.", "viseme_set": "rhubarb", "speed": 1.3}),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        assert_eq!(accepted["status"], "pending");
+        let id = accepted["render_id"].as_str().unwrap().to_owned();
+        assert_eq!(accepted["poll_url"], format!("/v1/avatar/render/{id}"));
+        let done = stack.wait_final(&id, Duration::from_secs(60)).await;
+        check_completed(&done);
+        assert_eq!(done["viseme_set"], "rhubarb");
+        assert!(
+            done["mouth_cues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| "ABCDEFGHX".contains(c["viseme"].as_str().unwrap()))
+        );
+        let (status, resubmitted, _) = stack
+            .post(
+                "/v1/avatar/render_async",
+                &json!({"text": "Polling works too.", "viseme_set": "rhubarb", "speed": 1.3}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(resubmitted["status"], "completed");
+
+        // Unknown renders.
+        let (status, body) = stack
+            .get(&format!("/v1/avatar/render/{}", "f".repeat(64)))
+            .await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+        let (status, _) = stack.get("/v1/avatar/render/../../etc/passwd").await;
+        assert_eq!(status, 404);
+    });
+}
+
+#[test]
+fn voices_health_metrics_and_openapi() {
+    let stack = Stack::start(Options::default());
+    run(async {
+        let (status, voices) = stack.get("/v1/voices").await;
+        assert_eq!(status, 200);
+        let joe = voices["voices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["voice_id"] == common::VOICE)
+            .expect("joe");
+        assert_eq!(joe["language"], "en_US");
+        assert_eq!(joe["sample_rate"], 22050);
+        assert_eq!(voices["default_voice"], common::VOICE);
+
+        let (status, health) = stack.get("/health").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            health,
+            json!({"status": "healthy", "nats_connected": true, "pending_jobs": 0})
+        );
+
+        let (status, _, _) = stack
+            .post("/v1/avatar/render", &json!({"text": "Count me."}))
+            .await;
+        assert_eq!(status, 200);
+        let (status, metrics) = stack.get("/metrics").await;
+        assert_eq!(status, 200);
+        let metrics = metrics.as_str().unwrap().to_owned();
+        for name in [
+            "avatar_http_requests_total",
+            "avatar_renders_total",
+            "avatar_queue_depth",
+            "avatar_http_request_duration_seconds",
+        ] {
+            assert!(
+                metrics.contains(name),
+                "{name} missing from gateway metrics"
+            );
+        }
+        assert_eq!(
+            common::metric(
+                &metrics,
+                "avatar_renders_total",
+                &[("outcome", "completed")]
+            ),
+            Some(1.0),
+            "{metrics}"
+        );
+        for worker in [&stack.tts[0], &stack.lipsync, &stack.eyes] {
+            let text = stack.worker_metrics(worker);
+            assert!(
+                text.contains("avatar_jobs_total"),
+                "{}: {text}",
+                worker.name
+            );
+            assert!(
+                text.contains("avatar_stage_duration_seconds_bucket"),
+                "{}: {text}",
+                worker.name
+            );
+            assert!(text.contains(r#"outcome="ok""#), "{}: {text}", worker.name);
+        }
+
+        let (status, openapi) = stack.get("/openapi.json").await;
+        assert_eq!(status, 200);
+        let committed: Value =
+            serde_json::from_str(include_str!("../../../services/gateway/openapi.json")).unwrap();
+        assert_eq!(openapi, committed);
+    });
+}
+
+#[test]
+fn identical_concurrent_requests_make_one_synthesis() {
+    let stack = Stack::start(Options {
+        env: vec![("MAX_CONCURRENT_REQUESTS".into(), "32".into())],
+        ..Default::default()
+    });
+    run(async {
+        let body = json!({"text": "Twenty people asked for this at the very same moment."});
+        let requests = (0..20).map(|_| stack.post("/v1/avatar/render", &body));
+        let answers = futures::future::join_all(requests).await;
+        let ids: std::collections::HashSet<String> = answers
+            .iter()
+            .map(|(status, body, _)| {
+                assert_eq!(*status, 200, "{body}");
+                check_completed(body);
+                body["render_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1);
+        let audio: std::collections::HashSet<&str> = answers
+            .iter()
+            .map(|(_, b, _)| b["audio_url"].as_str().unwrap())
+            .collect();
+        assert_eq!(audio.len(), 1, "{audio:?}");
+        assert_eq!(stack.audio_files().len(), 1, "{:?}", stack.audio_files());
+        let tts = stack.worker_metrics(&stack.tts[0]);
+        assert_eq!(
+            common::metric(
+                &tts,
+                "avatar_jobs_total",
+                &[("stage", "tts"), ("outcome", "ok")]
+            ),
+            Some(1.0),
+            "{tts}"
+        );
+    });
+}
+
+/// Sends a raw request; returns status, headers and JSON body.
+async fn raw(
+    stack: &Stack,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let mut request = stack.http.post(stack.url("/v1/avatar/render")).body(body);
+    if let Some(ct) = content_type {
+        request = request.header("Content-Type", ct);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} not JSON: {text}")),
+    )
+}
+
+#[test]
+fn bad_input_gets_a_4xx_naming_the_field() {
+    let stack = Stack::start(Options::default());
+    run(async {
+        let json = Some("application/json");
+        let cases: Vec<(Option<&str>, String, u16, &str)> = vec![
+            (json, r#"{"text": ""}"#.into(), 422, "text"),
+            (json, r#"{"text": "   \n\t  "}"#.into(), 422, "text"),
+            (
+                json,
+                json!({"text": "a".repeat(5001)}).to_string(),
+                422,
+                "text",
+            ),
+            (
+                json,
+                r#"{"voice_id": "en_US-joe-medium"}"#.into(),
+                422,
+                "text",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "speed": 0.49}"#.into(),
+                422,
+                "speed",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "speed": 2.01}"#.into(),
+                422,
+                "speed",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "speed": "NaN"}"#.into(),
+                422,
+                "speed",
+            ),
+            (json, r#"{"text": "hi", "speed": null}"#.into(), 200, ""),
+            (
+                json,
+                r#"{"text": "hi", "voice_id": "en_US-nobody-medium"}"#.into(),
+                422,
+                "voice_id",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "voice_id": "../../etc/passwd"}"#.into(),
+                422,
+                "voice_id",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "viseme_set": "disney"}"#.into(),
+                422,
+                "viseme_set",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "colour": "red"}"#.into(),
+                422,
+                "colour",
+            ),
+            (json, r#"{"text": 42}"#.into(), 422, "text"),
+            (json, r#"{"text": "hi""#.into(), 400, "body"),
+            (json, "not json at all".into(), 400, "body"),
+            (json, r#"["text", "hi"]"#.into(), 422, "body"),
+            (
+                Some("text/plain"),
+                r#"{"text": "hi"}"#.into(),
+                415,
+                "Content-Type",
+            ),
+            (None, r#"{"text": "hi"}"#.into(), 415, "Content-Type"),
+            (
+                json,
+                json!({"text": "x".repeat(70_000)}).to_string(),
+                413,
+                "body",
+            ),
+            (json, r#"{"text": "?!...;:,"}"#.into(), 422, "text"),
+        ];
+        for (content_type, body, want_status, want_field) in cases {
+            let (status, answer) = raw(&stack, content_type, body.clone()).await;
+            let shown: String = body.chars().take(60).collect();
+            assert_eq!(status, want_status, "{shown}: {answer}");
+            if want_status >= 400 {
+                assert_eq!(answer["field"], want_field, "{shown}: {answer}");
+                assert!(
+                    answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "{answer}"
+                );
+            }
+        }
+        // Nothing above broke the service.
+        let (status, health) = stack.get("/health").await;
+        assert_eq!((status, &health["status"]), (200, &json!("healthy")));
+        assert!(!stack.gateway.log_text().contains("panicked"));
+    });
+}
