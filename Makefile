@@ -1,7 +1,9 @@
 # The verbs a person types. Everything a fresh machine lacks is set up on the way.
-#   make run     render a sample text offline and print where the files are
-#   make test    set up, then run the whole test suite
-#   make bench   speed and memory next to Python piper-tts on the same machine
+#   make run      nats-server + gateway + tts, lipsync and eyes workers; prints the URL
+#   make render   render TEXT offline (no servers) into OUT
+#   make test     set up, then run the whole test suite
+#   make bench    speed and memory next to Python piper-tts, pipeline overhead, cache hits
+#   make openapi  regenerate services/gateway/openapi.json
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -15,9 +17,12 @@ VOICE ?= en_US-joe-medium
 TEXT ?= Hello! I am a talking avatar. My mouth and eyes move in time with my voice, because the timing comes straight from the speech synthesizer.
 OUT ?= $(CURDIR)/out
 
-.PHONY: setup runtime voices build run test lint bench clean
+.PHONY: setup runtime voices servers build run render test lint bench openapi clean
 
-setup: runtime voices
+setup: runtime voices servers
+
+servers:
+	scripts/setup_servers.sh > /dev/null
 
 runtime: $(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so
 $(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so:
@@ -28,15 +33,22 @@ $(VOICES_DIR)/%.onnx:
 	scripts/download_voices.sh $*
 
 build:
-	$(CARGO) build -j $(JOBS) --release -p avatar-render
+	$(CARGO) build -j $(JOBS) --release --workspace --bins
 
 run: setup build
+	BIN_DIR=$(CARGO_TARGET_DIR)/release DEFAULT_VOICE=$(VOICE) scripts/run_local.sh
+
+render: setup build
 	$(CARGO_TARGET_DIR)/release/avatar-render --voice $(VOICE) --out $(OUT) --text "$(TEXT)"
 	@echo "wrote $(OUT)/render.json and $(OUT)/audio.ogg"
 
 test: setup
 	$(CARGO) fmt --all -- --check
+	$(CARGO) build -j $(JOBS) --workspace --bins
 	$(CARGO) test -j $(JOBS) --workspace
+
+openapi:
+	$(CARGO) run -q -j $(JOBS) -p avatar-gateway -- --openapi > services/gateway/openapi.json
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -13,3 +13,8 @@ fi
 cargo build --release -j "${JOBS:-2}" -p avatar-render --bin avatar-render --example bench
 target=${CARGO_TARGET_DIR:-target}/release
 python3 scripts/bench.py "$target/examples/bench" "$target/avatar-render" "$VENV/bin/python" "$VOICES_DIR" "$VOICE"
+
+# The distributed pipeline: overhead, cache hits (wrk), scaling with tts workers.
+command -v wrk > /dev/null || { echo "bench: installing wrk" >&2; ${SUDO:-} apt-get install -y -qq wrk > /dev/null; }
+cargo build --release -j "${JOBS:-2}" --workspace --bins
+python3 scripts/bench_pipeline.py "$target" "$target/examples/bench" "$(scripts/setup_servers.sh)" "$VOICES_DIR" "$VOICE"

@@ -152,7 +152,7 @@ impl<H: StageHandler> Worker<H> {
 
     async fn consumer(&self) -> Result<PullConsumer, async_nats::Error> {
         let stream = self.pipeline.jetstream.get_stream(JOBS_STREAM).await?;
-        Ok(stream.get_consumer(self.handler.stage().consumer()).await?)
+        stream.get_consumer(self.handler.stage().consumer()).await
     }
 
     async fn update_queue_depth(&self) {

@@ -26,11 +26,13 @@ use avatar_core::{RenderRequest, RenderResult, RenderSpec, RenderStatus, VoiceIn
 use crate::cache::ResponseCache;
 use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorBody};
-use crate::voices::VoiceRegistry;
+use crate::voices::{VoiceCheck, VoiceRegistry};
 
-/// Everything a handler needs.
-#[derive(Clone)]
-pub struct App {
+/// Everything a handler needs, shared behind one `Arc`: handlers get it per request, and
+/// cloning the NATS handles inside per request costs more than the request itself.
+pub type App = Arc<AppState>;
+
+pub struct AppState {
     pub config: Arc<GatewayConfig>,
     pub pipeline: Pipeline,
     pub watcher: RecordWatcher,
@@ -40,7 +42,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Renders being waited for; beyond `MAX_CONCURRENT_REQUESTS` requests are shed.
     pub limiter: Arc<Semaphore>,
-    pending_jobs: Arc<Mutex<Option<(Instant, u64)>>>,
+    pending_jobs: Mutex<Option<(Instant, u64)>>,
 }
 
 /// A render accepted and not finished yet (or, for async submissions, possibly finished).
@@ -80,15 +82,15 @@ pub struct VoicesResponse {
     pub default_voice: Option<String>,
 }
 
-impl App {
+impl AppState {
     pub fn new(
         config: GatewayConfig,
         pipeline: Pipeline,
         store: Arc<dyn object_store::ObjectStore>,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> App {
         let cache = ResponseCache::new(config.cache_bytes, config.pipeline.cache_ttl);
-        Self {
+        Arc::new(Self {
             watcher: RecordWatcher::start(pipeline.clone()),
             voices: VoiceRegistry::start(pipeline.clone()),
             limiter: Arc::new(Semaphore::new(config.max_concurrent_requests)),
@@ -97,11 +99,11 @@ impl App {
             cache,
             store,
             metrics,
-            pending_jobs: Arc::default(),
-        }
+            pending_jobs: Mutex::default(),
+        })
     }
 
-    pub fn router(self) -> Router {
+    pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/v1/avatar/render", post(render_sync))
             .route("/v1/avatar/render_async", post(render_async))
@@ -158,24 +160,22 @@ impl App {
                     .unwrap_or(crate::voices::CONTRACT_DEFAULT_VOICE),
             )
             .map_err(ApiError::invalid)?;
-        let announced = self.voices.list();
-        if announced.is_empty() {
-            return Err(ApiError::unavailable(
+        match self.voices.check(&spec.voice_id) {
+            VoiceCheck::Known => Ok(spec),
+            VoiceCheck::NoneAnnounced => Err(ApiError::unavailable(
                 "no tts worker has announced its voices yet",
-            ));
+            )),
+            VoiceCheck::Unknown { available } => {
+                Err(ApiError::invalid(vec![avatar_core::FieldError::new(
+                    "voice_id",
+                    format!(
+                        "unknown voice {:?}; available: {}",
+                        spec.voice_id,
+                        available.join(", ")
+                    ),
+                )]))
+            }
         }
-        if !announced.iter().any(|v| v.voice_id == spec.voice_id) {
-            let available: Vec<&str> = announced.iter().map(|v| v.voice_id.as_str()).collect();
-            return Err(ApiError::invalid(vec![avatar_core::FieldError::new(
-                "voice_id",
-                format!(
-                    "unknown voice {:?}; available: {}",
-                    spec.voice_id,
-                    available.join(", ")
-                ),
-            )]));
-        }
-        Ok(spec)
     }
 
     /// The completed response for a record, with the audio URL made absolute.
@@ -263,10 +263,10 @@ impl App {
     }
 
     async fn pending_jobs(&self) -> Option<u64> {
-        if let Some((at, n)) = *self.pending_jobs.lock().expect("pending") {
-            if at.elapsed() < Duration::from_secs(1) {
-                return Some(n);
-            }
+        if let Some((at, n)) = *self.pending_jobs.lock().expect("pending")
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Some(n);
         }
         let n = tokio::time::timeout(Duration::from_secs(2), self.pipeline.pending_jobs())
             .await
@@ -291,32 +291,49 @@ fn json_bytes(status: StatusCode, body: Bytes) -> Response {
 
 /// Parses a render request; a syntax error is a 400 on `body`, a bad value a 422 on its field.
 fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+    let syntax = |e: &serde_json::Error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             format!("the body is not valid JSON: {e}"),
         )
         .field("body")
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::invalid(vec![avatar_core::FieldError::new(
-            "body",
-            "must be a JSON object with at least a \"text\" field",
-        )]));
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // serde names unknown and missing fields in backticks; otherwise the path does.
-        let named = message.split('`').nth(1).map(str::to_owned);
-        let field = if path != "." && !path.is_empty() {
-            path
-        } else {
-            named.unwrap_or_else(|| "body".into())
+    };
+    // serde would also accept a struct as a JSON array; the contract says object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(e) => Err(syntax(&e)),
+            Ok(_) => Err(ApiError::invalid(vec![avatar_core::FieldError::new(
+                "body",
+                "must be a JSON object with at least a \"text\" field",
+            )])),
         };
-        ApiError::invalid(vec![avatar_core::FieldError::new(field, message)])
-    })
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let request: RenderRequest =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return syntax(&inner);
+            }
+            let message = inner.to_string();
+            // serde names unknown and missing fields in backticks; otherwise the path does.
+            let named = message.split('`').nth(1).map(str::to_owned);
+            let field = if path != "." && !path.is_empty() {
+                path
+            } else {
+                named.unwrap_or_else(|| "body".into())
+            };
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            ApiError::invalid(vec![avatar_core::FieldError::new(field, message)])
+        })?;
+    deserializer.end().map_err(|e| syntax(&e))?;
+    Ok(request)
 }
 
 /// Synchronous render: waits up to `SYNC_TIMEOUT_SECONDS`.

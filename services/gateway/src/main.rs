@@ -15,7 +15,7 @@ use avatar_core::config::Env;
 use avatar_core::jetstream::Pipeline;
 use avatar_core::telemetry::Metrics;
 
-use crate::api::App;
+use crate::api::AppState;
 use crate::config::GatewayConfig;
 
 #[tokio::main]
@@ -47,7 +47,7 @@ async fn main() -> ExitCode {
         }
     };
     let pipeline = Pipeline::start(config.pipeline.clone(), "avatar-gateway").await;
-    let app = App::new(config, pipeline, store, Metrics::new("gateway"));
+    let app = AppState::new(config, pipeline, store, Metrics::new("gateway"));
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())

@@ -12,6 +12,12 @@ use futures::StreamExt;
 pub const CONTRACT_DEFAULT_VOICE: &str = "en_US-lessac-medium";
 const REFRESH: Duration = Duration::from_secs(2);
 
+pub enum VoiceCheck {
+    Known,
+    Unknown { available: Vec<String> },
+    NoneAnnounced,
+}
+
 #[derive(Clone, Default)]
 pub struct VoiceRegistry {
     voices: Arc<RwLock<Vec<VoiceInfo>>>,
@@ -52,6 +58,20 @@ impl VoiceRegistry {
 
     pub fn list(&self) -> Vec<VoiceInfo> {
         self.voices.read().expect("voices").clone()
+    }
+
+    /// Whether a voice can be spoken, without copying the list.
+    pub fn check(&self, voice_id: &str) -> VoiceCheck {
+        let voices = self.voices.read().expect("voices");
+        if voices.is_empty() {
+            VoiceCheck::NoneAnnounced
+        } else if voices.iter().any(|v| v.voice_id == voice_id) {
+            VoiceCheck::Known
+        } else {
+            VoiceCheck::Unknown {
+                available: voices.iter().map(|v| v.voice_id.clone()).collect(),
+            }
+        }
     }
 
     /// `configured`, else the contract's default if announced, else the first announced.

@@ -2,6 +2,7 @@
 //!
 //!   bench synth  VOICES_DIR VOICE THREADS RUNS TEXT_FILE   synthesis only (tts::synthesize)
 //!   bench render VOICES_DIR VOICE THREADS RUNS TEXT_FILE   the whole offline render
+//!   bench lines  VOICES_DIR VOICE THREADS RUNS TEXT_FILE   one render of each line (RUNS ignored)
 //!
 //! Prints one JSON object: model load time, per-run times and audio length, peak RSS.
 
@@ -52,6 +53,27 @@ fn main() {
     let phonemizer = tts::espeak::Phonemizer::get().expect("loaded with the voice");
 
     let mut results = Vec::new();
+    if mode == "lines" {
+        engine
+            .render(&request, |id, _| id.to_owned())
+            .expect("warm-up render");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let request = RenderRequest {
+                text: line.to_owned(),
+                ..Default::default()
+            };
+            let started = Instant::now();
+            let r = engine
+                .render(&request, |id, _| id.to_owned())
+                .expect("render");
+            results.push(serde_json::json!({"total_ms": ms(started.elapsed()), "audio_ms": r.result.duration_ms}));
+        }
+        println!(
+            "{}",
+            serde_json::json!({"load_ms": load_ms, "runs": results, "peak_rss_kb": peak_rss_kb()})
+        );
+        return;
+    }
     // One warm-up run (first-run allocations, caches), then the measured runs.
     for run in 0..=runs {
         let record = match mode.as_str() {

@@ -362,6 +362,8 @@ pub struct Stack {
 impl Stack {
     pub fn start(options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // SeaweedFS takes a handful of ports; pick ours once it has them.
+        let seaweed = options.s3.then(|| Seaweed::start(dir.path()));
         let port = free_port();
         let nats_port = free_port();
         let mut env: HashMap<String, String> = HashMap::new();
@@ -386,7 +388,6 @@ impl Stack {
         env.insert("METRICS_HOST".into(), "127.0.0.1".into());
         env.insert("LOG_LEVEL".into(), "info".into());
         env.insert("RUST_BACKTRACE".into(), "1".into());
-        let seaweed = options.s3.then(|| Seaweed::start(dir.path()));
         if let Some(s) = &seaweed {
             env.extend(s.storage_env());
         }

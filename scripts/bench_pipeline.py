@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""The distributed pipeline's part of `make bench`:
+
+1. pipeline overhead: sync render latency through gateway + NATS + three workers minus the
+   offline renderer's time for the same texts (p50, target <= 3 ms on an idle machine);
+2. cache hits: wrk against POST /v1/avatar/render for a cached render (target >= 20,000
+   requests/s, p50 < 1 ms), wrk sharing the machine's 2 cores with the gateway and NATS;
+3. scaling: 20 distinct short renders with 2 tts workers against 1.
+
+    bench_pipeline.py BIN_DIR RUST_BENCH SERVERS_BIN VOICES_DIR VOICE
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+bin_dir, rust_bench, servers_bin, voices_dir, voice = sys.argv[1:6]
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, tts_workers=1, tts_threads=2, extra=None):
+        self.dir = tempfile.mkdtemp(prefix="avatar-bench-")
+        self.port, nats_port = free_port(), free_port()
+        self.env = dict(os.environ)
+        self.env.update({
+            "NATS_URL": f"nats://127.0.0.1:{nats_port}", "PORT": str(self.port), "HOST": "127.0.0.1",
+            "DATA_DIR": os.path.join(self.dir, "data"), "VOICES_DIR": voices_dir, "DEFAULT_VOICE": voice,
+            "AUDIO_BASE_URL": f"http://127.0.0.1:{self.port}/audio", "TTS_THREADS": str(tts_threads),
+            "METRICS_PORT": "0", "LOG_LEVEL": "warn", "MAX_CONCURRENT_REQUESTS": "64",
+        })
+        self.env.update(extra or {})
+        self.procs = []
+        self.spawn(os.path.join(servers_bin, "nats-server"),
+                   ["-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", os.path.join(self.dir, "js")])
+        for _ in range(tts_workers):
+            self.spawn(os.path.join(bin_dir, "avatar-tts"))
+        for name in ("avatar-lipsync", "avatar-eyes", "avatar-gateway"):
+            self.spawn(os.path.join(bin_dir, name))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                status, voices = self.request("GET", "/v1/voices")
+                if status == 200 and voices["voices"]:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("the stack did not start")
+
+    def spawn(self, program, args=()):
+        log = open(os.path.join(self.dir, os.path.basename(program) + f"-{len(self.procs)}.log"), "w")
+        self.procs.append(subprocess.Popen([program, *args], env=self.env, stdout=log, stderr=log))
+
+    def connection(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+
+    def request(self, method, path, body=None, conn=None):
+        own = conn is None
+        conn = conn or self.connection()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = conn.getresponse()
+        data = json.loads(response.read() or b"null")
+        if own:
+            conn.close()
+        return response.status, data
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.terminate()
+        for p in self.procs:
+            p.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def overhead():
+    texts = [f"Sentence number {i} measures what the pipeline adds to a render." for i in range(30)]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(texts) + "\n")
+        path = f.name
+    offline = json.loads(subprocess.run([rust_bench, "lines", voices_dir, voice, "2", "0", path],
+                                        check=True, capture_output=True, text=True).stdout)
+    offline_ms = [r["total_ms"] for r in offline["runs"]]
+    stack = Stack(tts_threads=2)
+    try:
+        conn = stack.connection()
+        stack.request("POST", "/v1/avatar/render", {"text": "Warm up the workers."}, conn)
+        sync_ms = []
+        for text in texts:
+            started = time.perf_counter()
+            status, body = stack.request("POST", "/v1/avatar/render", {"text": text}, conn)
+            sync_ms.append((time.perf_counter() - started) * 1000)
+            assert status == 200 and body["status"] == "completed", body
+    finally:
+        stack.stop()
+    os.unlink(path)
+    p50_sync, p50_offline = statistics.median(sync_ms), statistics.median(offline_ms)
+    per_text = statistics.median(s - o for s, o in zip(sync_ms, offline_ms))
+    print(f"pipeline overhead (30 short renders, sync through gateway + NATS + 3 workers vs the offline renderer):")
+    print(f"  p50 sync {p50_sync:.1f} ms, p50 offline {p50_offline:.1f} ms: overhead p50 {p50_sync - p50_offline:.2f} ms "
+          f"(median per text {per_text:.2f} ms; target <= 3 ms)")
+
+
+def cache_hits():
+    stack = Stack()
+    try:
+        body = {"text": "This render is served from the cache."}
+        stack.request("POST", "/v1/avatar/render", body)
+        script = os.path.join(stack.dir, "post.lua")
+        with open(script, "w") as f:
+            f.write('wrk.method = "POST"\n'
+                    f"wrk.body = '{json.dumps(body)}'\n"
+                    'wrk.headers["Content-Type"] = "application/json"\n')
+        url = f"http://127.0.0.1:{stack.port}/v1/avatar/render"
+        runs = []
+        for _ in range(3):
+            out = subprocess.run(["wrk", "-t2", "-c32", "-d8s", "--latency", "-s", script, url],
+                                 check=True, capture_output=True, text=True).stdout
+            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+            p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+            p50_ms = float(p50.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p50.group(2)]
+            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            assert errors is None, out
+            runs.append((rps, p50_ms))
+    finally:
+        stack.stop()
+    rps = statistics.median(r for r, _ in runs)
+    p50 = statistics.median(p for _, p in runs)
+    print(f"cache hits, POST /v1/avatar/render (wrk -t2 -c32, 3 x 8 s, wrk on the same 2 cores as gateway and NATS):")
+    print(f"  {rps:,.0f} requests/s, p50 {p50:.2f} ms (targets: >= 20,000/s, p50 < 1 ms)")
+
+
+def scaling():
+    def run(workers):
+        stack = Stack(tts_workers=workers, tts_threads=1)
+        try:
+            texts = [f"Render {i} of twenty, {workers} worker run, a short sentence." for i in range(20)]
+            stack.request("POST", "/v1/avatar/render", {"text": f"warm up {workers}"})
+            started = time.perf_counter()
+            ids = [stack.request("POST", "/v1/avatar/render_async", {"text": t})[1]["render_id"] for t in texts]
+            pending = set(ids)
+            while pending:
+                for rid in list(pending):
+                    status, body = stack.request("GET", f"/v1/avatar/render/{rid}")
+                    if body.get("status") == "completed":
+                        pending.discard(rid)
+                    assert body.get("status") != "failed", body
+                time.sleep(0.02)
+            return time.perf_counter() - started
+        finally:
+            stack.stop()
+    one, two = run(1), run(2)
+    print("scaling, 20 distinct short renders, tts workers with 1 thread each:")
+    print(f"  1 worker {one:.2f} s, 2 workers {two:.2f} s: {one / two:.2f}x faster")
+
+
+print()
+overhead()
+cache_hits()
+scaling()
