@@ -339,6 +339,7 @@ fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
 /// Synchronous render: waits up to `SYNC_TIMEOUT_SECONDS`.
 #[utoipa::path(
     post,
+    tag = "renders",
     path = "/v1/avatar/render",
     request_body = RenderRequest,
     responses(
@@ -394,6 +395,7 @@ async fn render_sync(
 /// Asynchronous render: answers at once with the poll URL.
 #[utoipa::path(
     post,
+    tag = "renders",
     path = "/v1/avatar/render_async",
     request_body = RenderRequest,
     responses(
@@ -431,6 +433,7 @@ async fn render_async(
 /// A render's status: pending, rendering, completed (the full result) or failed.
 #[utoipa::path(
     get,
+    tag = "renders",
     path = "/v1/avatar/render/{render_id}",
     params(("render_id" = String, Path, description = "The id from a render response")),
     responses(
@@ -472,7 +475,7 @@ async fn poll(State(app): State<App>, Path(render_id): Path<String>) -> Result<R
 }
 
 /// The voices the tts workers can speak.
-#[utoipa::path(get, path = "/v1/voices", responses((status = 200, body = VoicesResponse)))]
+#[utoipa::path(get, tag = "service", path = "/v1/voices", responses((status = 200, body = VoicesResponse)))]
 async fn voices(State(app): State<App>) -> Json<VoicesResponse> {
     Json(VoicesResponse {
         voices: app.voices.list(),
@@ -485,6 +488,7 @@ async fn voices(State(app): State<App>) -> Json<VoicesResponse> {
 /// Health: unhealthy (503) when NATS is unreachable.
 #[utoipa::path(
     get,
+    tag = "service",
     path = "/health",
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
@@ -516,7 +520,7 @@ async fn health(State(app): State<App>) -> Response {
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, tag = "service", path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(app): State<App>) -> Response {
     for stage in Stage::ALL {
         if let Ok(Ok(depth)) =

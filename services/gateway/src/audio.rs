@@ -16,6 +16,7 @@ use crate::error::{ApiError, ErrorBody};
 /// A render's audio file.
 #[utoipa::path(
     get,
+    tag = "audio",
     path = "/audio/{file}",
     params(("file" = String, Path, description = "The file name from a render's audio_url")),
     responses(

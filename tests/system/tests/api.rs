@@ -358,3 +358,41 @@ fn bad_input_gets_a_4xx_naming_the_field() {
         assert!(!stack.gateway.log_text().contains("panicked"));
     });
 }
+
+#[test]
+fn jobs_spread_over_tts_replicas() {
+    let stack = Stack::start(Options {
+        tts_workers: 2,
+        env: vec![("MAX_CONCURRENT_REQUESTS".into(), "32".into())],
+        ..Default::default()
+    });
+    run(async {
+        let stack = &stack;
+        let requests = (0..8).map(|i| async move {
+            let body =
+                json!({"text": format!("Replica test number {i}, a sentence of moderate length.")});
+            stack.post("/v1/avatar/render", &body).await
+        });
+        for (status, body, _) in futures::future::join_all(requests).await {
+            assert_eq!(status, 200, "{body}");
+            check_completed(&body);
+        }
+        let handled: Vec<f64> = stack
+            .tts
+            .iter()
+            .map(|w| {
+                common::metric(
+                    &stack.worker_metrics(w),
+                    "avatar_jobs_total",
+                    &[("outcome", "ok")],
+                )
+                .unwrap_or(0.0)
+            })
+            .collect();
+        assert_eq!(handled.iter().sum::<f64>(), 8.0, "{handled:?}");
+        assert!(
+            handled.iter().all(|n| *n >= 2.0),
+            "jobs not spread: {handled:?}"
+        );
+    });
+}
