@@ -90,6 +90,10 @@ pub struct Job {
     pub speech: Option<Speech>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mouth_cues: Option<Vec<MouthCue>>,
+    /// The render record's KV revision as the tts stage left it, so the last stage can
+    /// write the result with one compare-and-set instead of a read and a write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// The tts stage's output: one synthesis run's audio (by key) and its timeline.
@@ -112,6 +116,21 @@ impl Job {
             submitted_at_ms: record.submitted_at_ms,
             speech: None,
             mouth_cues: None,
+            revision: None,
+        }
+    }
+
+    /// The render record this job belongs to, as its fields describe it (`rendering`).
+    pub fn record(&self) -> RenderRecord {
+        RenderRecord {
+            render_id: self.render_id.clone(),
+            status: RenderStatus::Rendering,
+            submission: self.submission.clone(),
+            spec: self.spec.clone(),
+            submitted_at_ms: self.submitted_at_ms,
+            updated_at_ms: now_ms(),
+            result: None,
+            failure: None,
         }
     }
 

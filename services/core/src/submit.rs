@@ -50,6 +50,14 @@ fn stale(record: &RenderRecord, pipeline: &Pipeline) -> bool {
 pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, SubmitError> {
     let id = render_id(&spec);
     let store = |e: &dyn std::fmt::Display| SubmitError::Store(e.to_string());
+    // Optimistically create the pending record first: a new render then costs one round
+    // trip; an existing one is read below.
+    let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
+    match pipeline.renders.create(&id, record.to_bytes()).await {
+        Ok(_) => return queue(pipeline, record).await,
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(store(&e)),
+    }
     for _ in 0..8 {
         let entry = pipeline
             .renders

@@ -173,6 +173,7 @@ impl<H: StageHandler> Worker<H> {
     }
 
     async fn handle(&self, message: async_nats::jetstream::Message) {
+        let received = Instant::now();
         let stage = self.handler.stage();
         let delivered = message.info().map_or(1, |i| i.delivered);
         let job: Job = match serde_json::from_slice(&message.payload) {
@@ -187,43 +188,6 @@ impl<H: StageHandler> Worker<H> {
         let span = tracing::info_span!("job", stage = stage.name(), render_id = %job.render_id, attempt = delivered);
         let _enter = span.enter();
 
-        // Still wanted? Not if the render completed meanwhile or was resubmitted.
-        let entry = match self.pipeline.renders.entry(job.render_id.clone()).await {
-            Ok(entry) => entry,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the render record; retrying later");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
-                self.count("retried");
-                return;
-            }
-        };
-        let record = entry
-            .as_ref()
-            .filter(|e| e.operation == Operation::Put)
-            .and_then(|e| RenderRecord::from_bytes(&e.value).ok());
-        let Some(record) = record.filter(|r| r.submission == job.submission && !r.is_final())
-        else {
-            tracing::info!("job no longer wanted (completed, failed or resubmitted)");
-            let _ = message.ack().await;
-            self.count("skipped");
-            return;
-        };
-        if record.status == RenderStatus::Pending
-            && let Some(entry) = &entry
-        {
-            let mut rendering = record.clone();
-            rendering.status = RenderStatus::Rendering;
-            rendering.updated_at_ms = now_ms();
-            // Losing this race only means someone else already marked it.
-            let _ = self
-                .pipeline
-                .renders
-                .update(&job.render_id, rendering.to_bytes(), entry.revision)
-                .await;
-        }
-
         // Tell JetStream we are alive while the stage runs.
         let ack_wait = self.pipeline.config.ack_wait;
         let progress = {
@@ -237,9 +201,33 @@ impl<H: StageHandler> Worker<H> {
                 }
             })
         };
+        // The first stage checks that the job is still wanted (not completed meanwhile, not
+        // resubmitted) and marks the render `rendering`, alongside the work rather than
+        // before it: the check almost always passes. Later stages are cheap and skip it;
+        // the last one's compare-and-set write of the record drops a stale result anyway.
         let started = Instant::now();
-        let outcome = self.handler.process(job.clone()).await;
+        let claim = async {
+            if stage == Stage::Tts {
+                self.claim(&job).await
+            } else {
+                Some(job.revision)
+            }
+        };
+        let (claim, outcome) = tokio::join!(claim, self.handler.process(job.clone()));
+        let work = started.elapsed();
         progress.abort();
+        let Some(revision) = claim else {
+            let _ = message.ack().await;
+            self.count("skipped");
+            return;
+        };
+        let outcome = outcome.map(|o| match o {
+            Outcome::Next(mut next) => {
+                next.revision = revision;
+                Outcome::Next(next)
+            }
+            completed => completed,
+        });
         self.metrics
             .stage_seconds
             .with_label_values(&[stage.name()])
@@ -265,8 +253,15 @@ impl<H: StageHandler> Worker<H> {
         };
         match result {
             Ok(()) => {
-                let _ = message.double_ack().await;
+                // Not waiting for the server's confirmation: a lost ack only means a
+                // redelivery, which the checks above make harmless.
                 self.count("ok");
+                let _ = message.ack().await;
+                tracing::info!(
+                    work_ms = work.as_secs_f64() * 1000.0,
+                    total_ms = received.elapsed().as_secs_f64() * 1000.0,
+                    "job done"
+                );
             }
             Err(StageError::Rejected {
                 message: reason,
@@ -307,6 +302,44 @@ impl<H: StageHandler> Worker<H> {
         }
     }
 
+    /// `None` if the job is no longer wanted; otherwise marks its render `rendering` and
+    /// returns the record's revision as left (if known), for the last stage's write.
+    async fn claim(&self, job: &Job) -> Option<Option<u64>> {
+        let entry = match self.pipeline.renders.entry(job.render_id.clone()).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                // Cannot tell: do the work rather than drop a wanted job.
+                tracing::warn!(error = %e, "cannot read the render record");
+                return Some(None);
+            }
+        };
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+            tracing::info!("job no longer wanted (its record is gone)");
+            return None;
+        };
+        let Ok(record) = RenderRecord::from_bytes(&entry.value) else {
+            return Some(None);
+        };
+        if record.submission != job.submission || record.is_final() {
+            tracing::info!("job no longer wanted (completed, failed or resubmitted)");
+            return None;
+        }
+        if record.status != RenderStatus::Pending {
+            return Some(Some(entry.revision));
+        }
+        let mut rendering = record;
+        rendering.status = RenderStatus::Rendering;
+        rendering.updated_at_ms = now_ms();
+        // Losing this race only means someone else already marked it.
+        let revision = self
+            .pipeline
+            .renders
+            .update(&job.render_id, rendering.to_bytes(), entry.revision)
+            .await
+            .ok();
+        Some(revision)
+    }
+
     /// Writes the final record, if the render is still this job's submission and not final
     /// (compare-and-set: the first completion wins, a duplicate changes nothing).
     async fn finish(
@@ -319,6 +352,27 @@ impl<H: StageHandler> Worker<H> {
         let store_error = |e: &dyn std::fmt::Display| {
             StageError::Failed(format!("cannot write the render record: {e}"))
         };
+        let finished = |mut record: RenderRecord| {
+            record.status = status;
+            record.result = result.clone();
+            record.failure = failure.clone();
+            record.updated_at_ms = now_ms();
+            record
+        };
+        // The common case in one round trip: the record is as the tts stage left it.
+        if let Some(revision) = job.revision {
+            let record = finished(job.record());
+            match self
+                .pipeline
+                .renders
+                .update(&job.render_id, record.to_bytes(), revision)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
+                Err(e) => return Err(store_error(&e)),
+            }
+        }
         for _ in 0..5 {
             let entry = self
                 .pipeline
@@ -329,17 +383,14 @@ impl<H: StageHandler> Worker<H> {
             let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
                 return Ok(());
             };
-            let Ok(mut record) = RenderRecord::from_bytes(&entry.value) else {
+            let Ok(record) = RenderRecord::from_bytes(&entry.value) else {
                 return Ok(());
             };
             if record.submission != job.submission || record.is_final() {
                 tracing::info!("render already finished or resubmitted; result dropped");
                 return Ok(());
             }
-            record.status = status;
-            record.result = result.clone();
-            record.failure = failure.clone();
-            record.updated_at_ms = now_ms();
+            let record = finished(record);
             match self
                 .pipeline
                 .renders

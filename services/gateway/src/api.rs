@@ -377,6 +377,7 @@ async fn render_sync(
         )
         .retry_after(1)
     })?;
+    let started = Instant::now();
     let submitted = submit(&app.pipeline, spec)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
@@ -384,11 +385,19 @@ async fn render_sync(
         app.metrics.cache_hits.with_label_values(&["kv"]).inc();
         return Ok(app.answer(record, true, true));
     }
+    let submit_time = started.elapsed();
     let record = app
         .watcher
         .wait(&id, app.config.sync_timeout)
         .await
         .unwrap_or_else(|| submitted.record().clone());
+    tracing::debug!(
+        render_id = %id,
+        submit_ms = submit_time.as_secs_f64() * 1000.0,
+        total_ms = started.elapsed().as_secs_f64() * 1000.0,
+        status = ?record.status,
+        "sync render answered"
+    );
     Ok(app.answer(&record, false, true))
 }
 

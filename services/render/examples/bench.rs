@@ -54,8 +54,12 @@ fn main() {
 
     let mut results = Vec::new();
     if mode == "lines" {
+        let warm_up = RenderRequest {
+            text: "Warming up.".into(),
+            ..Default::default()
+        };
         engine
-            .render(&request, |id, _| id.to_owned())
+            .render(&warm_up, |id, _| id.to_owned())
             .expect("warm-up render");
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let request = RenderRequest {

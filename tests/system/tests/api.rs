@@ -179,6 +179,9 @@ fn voices_health_metrics_and_openapi() {
             "{metrics}"
         );
         for worker in [&stack.tts[0], &stack.lipsync, &stack.eyes] {
+            common::wait_for(Duration::from_secs(5), || {
+                stack.worker_metrics(worker).contains(r#"outcome="ok""#)
+            });
             let text = stack.worker_metrics(worker);
             assert!(
                 text.contains("avatar_jobs_total"),
@@ -226,6 +229,12 @@ fn identical_concurrent_requests_make_one_synthesis() {
             .collect();
         assert_eq!(audio.len(), 1, "{audio:?}");
         assert_eq!(stack.audio_files().len(), 1, "{:?}", stack.audio_files());
+        // Counted right after the job is passed on: possibly a moment after the answer.
+        common::wait_for(Duration::from_secs(5), || {
+            stack
+                .worker_metrics(&stack.tts[0])
+                .contains(r#"outcome="ok""#)
+        });
         let tts = stack.worker_metrics(&stack.tts[0]);
         assert_eq!(
             common::metric(
@@ -377,18 +386,26 @@ fn jobs_spread_over_tts_replicas() {
             assert_eq!(status, 200, "{body}");
             check_completed(&body);
         }
-        let handled: Vec<f64> = stack
-            .tts
-            .iter()
-            .map(|w| {
-                common::metric(
-                    &stack.worker_metrics(w),
-                    "avatar_jobs_total",
-                    &[("outcome", "ok")],
-                )
-                .unwrap_or(0.0)
-            })
-            .collect();
+        // A worker counts a job right after passing it on, which can be a moment after the
+        // client already has its answer.
+        let handled = || -> Vec<f64> {
+            stack
+                .tts
+                .iter()
+                .map(|w| {
+                    common::metric(
+                        &stack.worker_metrics(w),
+                        "avatar_jobs_total",
+                        &[("outcome", "ok")],
+                    )
+                    .unwrap_or(0.0)
+                })
+                .collect()
+        };
+        common::wait_for(Duration::from_secs(5), || {
+            handled().iter().sum::<f64>() >= 8.0
+        });
+        let handled = handled();
         assert_eq!(handled.iter().sum::<f64>(), 8.0, "{handled:?}");
         assert!(
             handled.iter().all(|n| *n >= 2.0),
