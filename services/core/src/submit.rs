@@ -41,8 +41,8 @@ pub enum SubmitError {
     Contended(String),
 }
 
-/// A pending or rendering record not updated for this long is considered lost.
-fn stale(record: &RenderRecord, pipeline: &Pipeline) -> bool {
+/// A pending or rendering record not updated within the render lease is considered lost.
+pub fn stale(record: &RenderRecord, pipeline: &Pipeline) -> bool {
     now_ms().saturating_sub(record.updated_at_ms) > pipeline.config.render_lease.as_millis() as u64
 }
 

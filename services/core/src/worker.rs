@@ -50,6 +50,12 @@ pub enum StageError {
 pub trait StageHandler: Send + Sync + 'static {
     fn stage(&self) -> Stage;
     fn process(&self, job: Job) -> impl Future<Output = Result<Outcome, StageError>> + Send;
+    /// Undoes the side effects of a result that is not wanted after all (the render was
+    /// completed or resubmitted while the stage worked), e.g. deletes stored audio.
+    fn discard(&self, outcome: Outcome) -> impl Future<Output = ()> + Send {
+        let _ = outcome;
+        async {}
+    }
 }
 
 /// Settings every worker binary reads.
@@ -217,6 +223,9 @@ impl<H: StageHandler> Worker<H> {
         let work = started.elapsed();
         progress.abort();
         let Some(revision) = claim else {
+            if let Ok(outcome) = outcome {
+                self.handler.discard(outcome).await;
+            }
             let _ = message.ack().await;
             self.count("skipped");
             return;

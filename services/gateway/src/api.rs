@@ -480,6 +480,16 @@ async fn poll(State(app): State<App>, Path(render_id): Path<String>) -> Result<R
     let record = value
         .and_then(|v| RenderRecord::from_bytes(&v).ok())
         .ok_or_else(unknown)?;
+    // A render whose job was lost (its record outlived the lease) is resubmitted here too,
+    // so a client that only polls is never stuck.
+    let record = if !record.is_final() && avatar_core::submit::stale(&record, &app.pipeline) {
+        match submit(&app.pipeline, record.spec.clone()).await {
+            Ok(submitted) => submitted.record().clone(),
+            Err(_) => record,
+        }
+    } else {
+        record
+    };
     Ok(app.answer(&record, true, false))
 }
 

@@ -123,6 +123,17 @@ impl StageHandler for TtsStage {
         });
         Ok(Outcome::Next(job))
     }
+
+    async fn discard(&self, outcome: Outcome) {
+        if let Outcome::Next(Job {
+            speech: Some(speech),
+            ..
+        }) = outcome
+            && let Err(e) = self.store.delete(&audio_key(&speech.audio_file)).await
+        {
+            tracing::warn!(file = %speech.audio_file, error = %e, "cannot delete unwanted audio");
+        }
+    }
 }
 
 /// Keeps this worker's voices in the voices bucket while it runs (entries expire after

@@ -310,9 +310,6 @@ impl VoiceStore {
             // 7 MB a render (measured: 222 MB -> 329 MB over 16 renders). Off, it stays flat
             // at the same speed.
             .with_memory_pattern(false)?
-            // Idle intra-op threads sleep instead of spinning: the tts worker shares its cores
-            // with NATS and the other stages, and synthesis measured no slower for it.
-            .with_config_entry("session.intra_op.allow_spinning", "0")?
             .with_intra_threads(self.threads)?
             .with_inter_threads(1)?
             .commit_from_memory(model)

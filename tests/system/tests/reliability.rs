@@ -257,3 +257,58 @@ fn health_reports_a_lost_nats() {
         assert!(headers.contains_key("retry-after"));
     });
 }
+
+#[test]
+fn a_render_past_its_lease_is_resubmitted_and_the_stale_job_skipped() {
+    let mut stack = Stack::start(Options {
+        env: vec![("RENDER_LEASE_SECONDS".into(), "2".into())],
+        ..Default::default()
+    });
+    stack.tts[0].kill();
+    let id = run(async {
+        let (status, body, _) = stack
+            .post(
+                "/v1/avatar/render_async",
+                &json!({"text": "Nobody picked me up in time."}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["render_id"].as_str().unwrap().to_owned()
+    });
+    // Past the lease, a poll resubmits the render (a new submission, a new job).
+    std::thread::sleep(Duration::from_millis(2500));
+    run(async {
+        let (status, body) = stack.get(&format!("/v1/avatar/render/{id}")).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("pending")),
+            "{body}"
+        );
+    });
+    stack.add_tts_worker();
+    run(async {
+        let done = stack.wait_final(&id, Duration::from_secs(60)).await;
+        check_completed(&done);
+        // The first submission's job was skipped, not rendered twice.
+        let worker = stack.tts.last().unwrap();
+        common::wait_for(Duration::from_secs(5), || {
+            common::metric(
+                &stack.worker_metrics(worker),
+                "avatar_jobs_total",
+                &[("outcome", "skipped")],
+            ) == Some(1.0)
+        });
+        let metrics = stack.worker_metrics(worker);
+        assert_eq!(
+            common::metric(&metrics, "avatar_jobs_total", &[("outcome", "skipped")]),
+            Some(1.0),
+            "{metrics}"
+        );
+        assert_eq!(
+            common::metric(&metrics, "avatar_jobs_total", &[("outcome", "ok")]),
+            Some(1.0),
+            "{metrics}"
+        );
+        assert_eq!(stack.audio_files().len(), 1);
+    });
+}
