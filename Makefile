@@ -17,12 +17,17 @@ VOICE ?= en_US-joe-medium
 TEXT ?= Hello! I am a talking avatar. My mouth and eyes move in time with my voice, because the timing comes straight from the speech synthesizer.
 OUT ?= $(CURDIR)/out
 
-.PHONY: setup runtime voices servers build run render test lint bench openapi clean
+.PHONY: setup runtime voices servers browser build run render test lint bench openapi clean
 
 setup: runtime voices servers
 
 servers:
 	scripts/setup_servers.sh > /dev/null
+
+# playwright-core for the browser test (it drives Debian's chromium; no browser download).
+browser: tests/browser/node_modules/playwright-core
+tests/browser/node_modules/playwright-core: tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
 
 runtime: $(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so
 $(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so:
@@ -42,7 +47,7 @@ render: setup build
 	$(CARGO_TARGET_DIR)/release/avatar-render --voice $(VOICE) --out $(OUT) --text "$(TEXT)"
 	@echo "wrote $(OUT)/render.json and $(OUT)/audio.ogg"
 
-test: setup
+test: setup browser
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build -j $(JOBS) --workspace --bins
 	$(CARGO) test -j $(JOBS) --workspace

@@ -104,7 +104,7 @@ impl AppState {
     }
 
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
+        let router = Router::new()
             .route("/v1/avatar/render", post(render_sync))
             .route("/v1/avatar/render_async", post(render_async))
             .route("/v1/avatar/render/{render_id}", get(poll))
@@ -112,8 +112,19 @@ impl AppState {
             .route("/health", get(health))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
-            .route("/audio/{file}", get(crate::audio::serve))
-            .fallback(not_found)
+            .route("/audio/{file}", get(crate::audio::serve));
+        // The web demo at `/`; anything else unknown is a JSON 404.
+        let router = match &self.config.web_dir {
+            Some(dir) => router.fallback_service(
+                tower_http::services::ServeDir::new(dir)
+                    .append_index_html_on_directories(true)
+                    .not_found_service(axum::handler::HandlerWithoutStateExt::into_service(
+                        not_found,
+                    )),
+            ),
+            None => router.fallback(not_found),
+        };
+        router
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .layer(
                 tower_http::cors::CorsLayer::new()

@@ -30,6 +30,8 @@ pub struct GatewayConfig {
     /// `None`: `en_US-lessac-medium` if a worker has it, else the first voice announced.
     pub default_voice: Option<String>,
     pub log_level: String,
+    /// The web demo's files, served at `/` (`None`: not served).
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl GatewayConfig {
@@ -59,6 +61,8 @@ impl GatewayConfig {
             })
         });
         let log_level = env.string("LOG_LEVEL", "info");
+        let web_dir = std::path::PathBuf::from(env.string("WEB_DIR", "web-demo"));
+        let web_dir = web_dir.join("index.html").is_file().then_some(web_dir);
         env.finish()?;
         Ok(Self {
             pipeline,
@@ -71,6 +75,7 @@ impl GatewayConfig {
             cache_bytes,
             default_voice,
             log_level,
+            web_dir,
         })
     }
 }

@@ -383,6 +383,10 @@ impl Stack {
             options.voices_dir.display().to_string(),
         );
         env.insert("DEFAULT_VOICE".into(), VOICE.into());
+        env.insert(
+            "WEB_DIR".into(),
+            workspace().join("web-demo").display().to_string(),
+        );
         env.insert("TTS_THREADS".into(), "1".into());
         env.insert("METRICS_PORT".into(), "0".into());
         env.insert("METRICS_HOST".into(), "127.0.0.1".into());
