@@ -27,13 +27,13 @@ fn timeline_tiles_the_audio_exactly() {
         assert_eq!(t.phonemes[span.first_phoneme].phoneme, "^");
         assert_eq!(t.phonemes[span.end_phoneme - 1].phoneme, "$");
     }
-    // Vowels take time; the audio is speech-length (about 6 s for this text).
+    // Vowels (and their length marks) take time; the audio is speech-length (about 6 s).
     let ms = s.duration_ms();
     assert!((3000..12000).contains(&ms), "{ms} ms");
     let vowel_ms: f64 = t
         .phonemes
         .iter()
-        .filter(|p| "aeiouæɑɔəɛɪʊʌ".contains(p.phoneme.as_str()))
+        .filter(|p| "aeiouæɑɐɒɔəɚɛɜɪʊʌː".contains(p.phoneme.as_str()))
         .map(|p| t.ms(p.end_sample) - t.ms(p.start_sample))
         .sum();
     assert!(vowel_ms > ms as f64 * 0.2, "vowels {vowel_ms} of {ms} ms");
