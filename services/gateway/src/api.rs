@@ -369,6 +369,7 @@ async fn render_sync(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let entered = Instant::now();
     let spec = app.read_request(&headers, body).await?;
     let id = render_id(&spec);
     if let Some(hit) = app.cache.get(&id) {
@@ -402,14 +403,17 @@ async fn render_sync(
         .wait(&id, app.config.sync_timeout)
         .await
         .unwrap_or_else(|| submitted.record().clone());
+    let waited = started.elapsed();
+    let response = app.answer(&record, false, true);
     tracing::debug!(
         render_id = %id,
         submit_ms = submit_time.as_secs_f64() * 1000.0,
-        total_ms = started.elapsed().as_secs_f64() * 1000.0,
+        total_ms = waited.as_secs_f64() * 1000.0,
+        handler_ms = entered.elapsed().as_secs_f64() * 1000.0,
         status = ?record.status,
         "sync render answered"
     );
-    Ok(app.answer(&record, false, true))
+    Ok(response)
 }
 
 /// Asynchronous render: answers at once with the poll URL.
