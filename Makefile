@@ -17,7 +17,7 @@ VOICE ?= en_US-joe-medium
 TEXT ?= Hello! I am a talking avatar. My mouth and eyes move in time with my voice, because the timing comes straight from the speech synthesizer.
 OUT ?= $(CURDIR)/out
 
-.PHONY: setup runtime voices servers browser build run render test lint bench openapi clean
+.PHONY: setup runtime voices servers browser build run render test lint bench openapi crd k8s check-k8s e2e clean
 
 setup: runtime voices servers
 
@@ -51,9 +51,28 @@ test: setup browser
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build -j $(JOBS) --workspace --bins
 	$(CARGO) test -j $(JOBS) --workspace
+	CRDGEN=$(CARGO_TARGET_DIR)/debug/crdgen scripts/check_k8s.sh
 
 openapi:
 	$(CARGO) run -q -j $(JOBS) -p avatar-gateway -- --openapi > services/gateway/openapi.json
+
+# The AvatarRender CRD from the Rust types, into crd/ and the chart.
+crd:
+	$(CARGO) run -q -j $(JOBS) -p avatar-controller --bin crdgen > crd/avatarrender.yaml
+	cp crd/avatarrender.yaml charts/avatar/crds/avatarrender.yaml
+
+# Plain manifests for users without Helm: the chart's default rendering.
+k8s:
+	scripts/render_chart.sh > k8s/avatar.yaml
+
+# CRD and manifest drift, helm lint/template, kubernetes-validate, CRD schema checks, hadolint.
+check-k8s:
+	$(CARGO) build -q -j $(JOBS) -p avatar-controller --bin crdgen
+	CRDGEN=$(CARGO_TARGET_DIR)/debug/crdgen scripts/check_k8s.sh
+
+# Kind-based end-to-end suite: needs Docker, kind, kubectl and helm (not run by make test).
+e2e:
+	e2e/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

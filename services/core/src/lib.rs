@@ -17,6 +17,7 @@ pub mod storage;
 pub mod submit;
 pub mod telemetry;
 pub mod timeline;
+pub mod voices;
 pub mod watcher;
 pub mod worker;
 

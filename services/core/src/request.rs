@@ -22,6 +22,7 @@ pub const MAX_VOICE_ID_CHARS: usize = 128;
 /// The mouth-shape vocabulary the cues are expressed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VisemeSet {
     /// The original product's seven visemes: REST, AA, EE, OH, OO, FF, TH.

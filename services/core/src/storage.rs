@@ -72,6 +72,25 @@ pub fn audio_file_name(render_id: &str, run: &str, extension: &str) -> String {
     format!("{render_id}-{run}.{extension}")
 }
 
+/// The object key of a render's full result JSON (`results/<render id>.json`), which the
+/// controller writes so that custom resources can point at it instead of carrying the cues.
+pub fn result_key(render_id: &str) -> Path {
+    Path::from(format!("results/{render_id}.json"))
+}
+
+/// Whether `name` is a result file name (`<render id>.json`).
+pub fn is_result_file_name(name: &str) -> bool {
+    name.strip_suffix(".json").is_some_and(is_render_id)
+}
+
+/// Whether `id` looks like a render id: 64 lowercase hex digits.
+pub fn is_render_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Whether `name` is an audio file name this pipeline could have made (so a request for
 /// `/audio/{name}` can never reach another key).
 pub fn is_audio_file_name(name: &str) -> bool {

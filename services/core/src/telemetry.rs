@@ -39,6 +39,10 @@ pub struct Metrics {
     pub renders: IntCounterVec,
     /// Cache hits by layer (`memory`, `kv`).
     pub cache_hits: IntCounterVec,
+    /// Controller reconciliations by outcome (`submitted`, `rendering`, `completed`,
+    /// `failed`, `invalid`, `unchanged`, `error`).
+    pub reconciles: IntCounterVec,
+    pub reconcile_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -84,6 +88,16 @@ impl Metrics {
             &["outcome"],
         )
         .expect("metric");
+        let reconciles = IntCounterVec::new(
+            Opts::new("reconciles_total", "Controller reconciliations by outcome"),
+            &["outcome"],
+        )
+        .expect("metric");
+        let reconcile_seconds = HistogramVec::new(
+            HistogramOpts::new("reconcile_duration_seconds", "Time one reconciliation took"),
+            &["outcome"],
+        )
+        .expect("metric");
         let cache_hits = IntCounterVec::new(
             Opts::new("cache_hits_total", "Cache hits by layer"),
             &["layer"],
@@ -97,6 +111,8 @@ impl Metrics {
             Box::new(http_seconds.clone()),
             Box::new(renders.clone()),
             Box::new(cache_hits.clone()),
+            Box::new(reconciles.clone()),
+            Box::new(reconcile_seconds.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -109,6 +125,8 @@ impl Metrics {
             http_seconds,
             renders,
             cache_hits,
+            reconciles,
+            reconcile_seconds,
         })
     }
 

@@ -291,8 +291,9 @@ impl<H: StageHandler> Worker<H> {
                 tracing::warn!(%reason, attempts = delivered, "render failed for good");
                 let failure = Failure {
                     message: format!(
-                        "{} stage failed after {delivered} attempts: {reason}",
-                        stage.name()
+                        "{} stage failed after {delivered} attempt{}: {reason}",
+                        stage.name(),
+                        if delivered == 1 { "" } else { "s" }
                     ),
                     field: None,
                 };

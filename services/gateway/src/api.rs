@@ -26,7 +26,7 @@ use avatar_core::{RenderRequest, RenderResult, RenderSpec, RenderStatus, VoiceIn
 use crate::cache::ResponseCache;
 use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorBody};
-use crate::voices::{VoiceCheck, VoiceRegistry};
+use avatar_core::voices::{VoiceCheck, VoiceRegistry};
 
 /// Everything a handler needs, shared behind one `Arc`: handlers get it per request, and
 /// cloning the NATS handles inside per request costs more than the request itself.
@@ -112,7 +112,8 @@ impl AppState {
             .route("/health", get(health))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
-            .route("/audio/{file}", get(crate::audio::serve));
+            .route("/audio/{file}", get(crate::audio::serve))
+            .route("/results/{file}", get(crate::audio::serve_result));
         // The web demo at `/`; anything else unknown is a JSON 404.
         let router = match &self.config.web_dir {
             Some(dir) => router.fallback_service(
@@ -168,7 +169,7 @@ impl AppState {
             .validate(
                 default_voice
                     .as_deref()
-                    .unwrap_or(crate::voices::CONTRACT_DEFAULT_VOICE),
+                    .unwrap_or(avatar_core::voices::CONTRACT_DEFAULT_VOICE),
             )
             .map_err(ApiError::invalid)?;
         match self.voices.check(&spec.voice_id) {
@@ -475,11 +476,7 @@ async fn poll(State(app): State<App>, Path(render_id): Path<String>) -> Result<R
         )
         .field("render_id")
     };
-    if render_id.len() != 64
-        || !render_id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if !avatar_core::storage::is_render_id(&render_id) {
         return Err(unknown());
     }
     if let Some(hit) = app.cache.get(&render_id) {

@@ -1,5 +1,6 @@
-//! `GET /audio/{file}`: a render's audio from the object store, local or S3, through the
-//! gateway. One code path for both backends, so a browser fetches audio from the API's own
+//! `GET /audio/{file}` and `GET /results/{file}`: a render's audio, and the full result
+//! JSON the controller stores for custom resources, from the object store (local or S3)
+//! through the gateway. One code path for both backends, so a browser fetches audio from the API's own
 //! origin whatever the storage; files are immutable (named by render id and synthesis run)
 //! and cached for a year. Single byte ranges are honoured, as `<audio>` seeking needs.
 
@@ -8,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use object_store::{GetOptions, GetRange, ObjectStore};
 
-use avatar_core::storage::{audio_key, is_audio_file_name};
+use avatar_core::storage::{audio_key, is_audio_file_name, is_result_file_name, result_key};
 
 use crate::api::App;
 use crate::error::{ApiError, ErrorBody};
@@ -31,17 +32,59 @@ pub async fn serve(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no audio file {file:?}"),
-        )
-        .field("file")
-    };
     if !is_audio_file_name(&file) {
-        return Err(not_found());
+        return Err(not_found(&file));
     }
+    let content_type = if file.ends_with(".wav") {
+        "audio/wav"
+    } else {
+        "audio/ogg"
+    };
+    serve_object(&app, &audio_key(&file), content_type, &file, &headers).await
+}
+
+/// A render's full result (the completed response), as stored for an AvatarRender resource.
+#[utoipa::path(
+    get,
+    tag = "renders",
+    path = "/results/{file}",
+    params(("file" = String, Path, description = "`<render id>.json`, from an AvatarRender's status.resultUrl")),
+    responses(
+        (status = 200, description = "The completed render", body = avatar_core::RenderResult),
+        (status = 404, description = "No such result", body = ErrorBody),
+    )
+)]
+pub async fn serve_result(
+    State(app): State<App>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(id) = file
+        .strip_suffix(".json")
+        .filter(|_| is_result_file_name(&file))
+    else {
+        return Err(not_found(&file));
+    };
+    serve_object(&app, &result_key(id), "application/json", &file, &headers).await
+}
+
+fn not_found(file: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no file {file:?}"),
+    )
+    .field("file")
+}
+
+/// One immutable object, whole or one byte range of it.
+async fn serve_object(
+    app: &App,
+    key: &object_store::path::Path,
+    content_type: &'static str,
+    file: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(value) => Some(parse_range(value).ok_or_else(|| {
@@ -57,9 +100,9 @@ pub async fn serve(
         range: range.clone(),
         ..Default::default()
     };
-    let result = match app.store.get_opts(&audio_key(&file), options).await {
+    let result = match app.store.get_opts(key, options).await {
         Ok(r) => r,
-        Err(object_store::Error::NotFound { .. }) => return Err(not_found()),
+        Err(object_store::Error::NotFound { .. }) => return Err(not_found(file)),
         Err(e) if range.is_some() && e.to_string().to_ascii_lowercase().contains("range") => {
             return Err(ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
@@ -70,7 +113,7 @@ pub async fn serve(
         }
         Err(e) => {
             return Err(ApiError::unavailable(format!(
-                "the audio store is unavailable: {e}"
+                "the object store is unavailable: {e}"
             )));
         }
     };
@@ -79,12 +122,7 @@ pub async fn serve(
     let bytes = result
         .bytes()
         .await
-        .map_err(|e| ApiError::unavailable(format!("the audio store is unavailable: {e}")))?;
-    let content_type = if file.ends_with(".wav") {
-        "audio/wav"
-    } else {
-        "audio/ogg"
-    };
+        .map_err(|e| ApiError::unavailable(format!("the object store is unavailable: {e}")))?;
     let mut response = bytes.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

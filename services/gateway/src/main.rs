@@ -7,7 +7,6 @@ mod audio;
 mod cache;
 mod config;
 mod error;
-mod voices;
 
 use std::process::ExitCode;
 

@@ -13,8 +13,7 @@ use avatar_core::{
 };
 use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceInfo, VoiceStore};
 
-/// The voice used when neither the request nor `DEFAULT_VOICE` names one, if installed.
-pub const CONTRACT_DEFAULT_VOICE: &str = "en_US-lessac-medium";
+pub use avatar_core::voices::CONTRACT_DEFAULT_VOICE;
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]

@@ -1,11 +1,12 @@
-//! The voices the tts workers announce, read from the voices bucket every few seconds.
+//! The voices the tts workers announce, read from the voices bucket every few seconds; the
+//! gateway and the controller check requests against them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use avatar_core::VoiceInfo;
-use avatar_core::jetstream::Pipeline;
+use crate::VoiceInfo;
+use crate::jetstream::Pipeline;
 use futures::StreamExt;
 
 /// The voice used when neither the request nor `DEFAULT_VOICE` names one, if announced.

@@ -1,0 +1,116 @@
+//! `avatar-controller`: reconciles AvatarRender resources. Run one replica (the chart does):
+//! reconciliations are idempotent, but two replicas would publish duplicate events.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use avatar_controller::{Context, Settings};
+use avatar_core::config::{Env, PipelineConfig, StorageConfig};
+use avatar_core::jetstream::Pipeline;
+use avatar_core::telemetry::Metrics;
+use avatar_core::voices::VoiceRegistry;
+
+struct Config {
+    pipeline: PipelineConfig,
+    storage: StorageConfig,
+    settings: Settings,
+    metrics_addr: SocketAddr,
+    log_level: String,
+}
+
+fn config() -> Result<Config, avatar_core::config::ConfigError> {
+    let mut env = Env::from_process();
+    let pipeline = PipelineConfig::from_env(&mut env);
+    let storage = StorageConfig::from_env(&mut env);
+    let audio_base_url = env
+        .string("AUDIO_BASE_URL", "http://localhost:8080/audio")
+        .trim_end_matches('/')
+        .to_owned();
+    // The gateway serves results next to audio: .../audio -> .../results.
+    let derived = match audio_base_url.strip_suffix("/audio") {
+        Some(base) => format!("{base}/results"),
+        None => format!("{audio_base_url}/../results"),
+    };
+    let results_base_url = env
+        .string("RESULTS_BASE_URL", &derived)
+        .trim_end_matches('/')
+        .to_owned();
+    let default_voice = env.optional("DEFAULT_VOICE");
+    let port = env.parse("METRICS_PORT", 9104u16);
+    let host: std::net::IpAddr = env.parse("METRICS_HOST", std::net::Ipv4Addr::UNSPECIFIED.into());
+    let log_level = env.string("LOG_LEVEL", "info");
+    env.finish()?;
+    Ok(Config {
+        pipeline,
+        storage,
+        settings: Settings {
+            audio_base_url,
+            results_base_url,
+            default_voice,
+        },
+        metrics_addr: SocketAddr::new(host, port),
+        log_level,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("avatar-controller: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    avatar_core::telemetry::init_logging(&config.log_level);
+    let store = match avatar_core::storage::open(&config.storage) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("avatar-controller: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let client = loop {
+        match kube::Client::try_default().await {
+            Ok(client) => break client,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the Kubernetes API yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    let metrics = Metrics::new("controller");
+    let pipeline = Pipeline::start(config.pipeline, "avatar-controller").await;
+    let health_pipeline = pipeline.clone();
+    match avatar_core::telemetry::serve_worker_endpoints(
+        config.metrics_addr,
+        metrics.clone(),
+        move || {
+            let connected = health_pipeline.connected();
+            let status = if connected { "healthy" } else { "unhealthy" };
+            (
+                connected,
+                serde_json::json!({"status": status, "nats_connected": connected}),
+            )
+        },
+    )
+    .await
+    {
+        Ok(addr) => tracing::info!(%addr, "metrics and health endpoints up"),
+        Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
+    }
+    let voices = VoiceRegistry::start(pipeline.clone());
+    let ctx = Arc::new(Context::new(
+        client,
+        pipeline,
+        voices,
+        store,
+        config.settings,
+        metrics,
+    ));
+    tracing::info!("controller starting");
+    avatar_controller::controller::run(ctx).await;
+    ExitCode::SUCCESS
+}
