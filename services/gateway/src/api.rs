@@ -612,7 +612,8 @@ async fn observe(State(app): State<App>, request: axum::extract::Request, next: 
         voices,
         health,
         metrics,
-        crate::audio::serve
+        crate::audio::serve,
+        crate::audio::serve_result
     ),
     components(schemas(
         RenderRequest,
