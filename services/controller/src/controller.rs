@@ -237,7 +237,7 @@ async fn reconcile_inner(
                 complete(obj, ctx, &record, true).await?;
                 Ok((Action::await_change(), "completed"))
             }
-            Submitted::InFlight(record) | Submitted::Queued(record) => {
+            Submitted::InFlight(record, _) | Submitted::Queued(record, _) => {
                 set_status(obj, ctx, rendering(&record, generation)).await?;
                 publish(
                     ctx,

@@ -90,8 +90,10 @@ pub struct Job {
     pub speech: Option<Speech>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mouth_cues: Option<Vec<MouthCue>>,
-    /// The render record's KV revision as the tts stage left it, so the last stage can
-    /// write the result with one compare-and-set instead of a read and a write.
+    /// The render record's KV revision as the previous step left it: as submitted (so the
+    /// tts stage marks it `rendering` with one compare-and-set), then as the tts stage left
+    /// it (so the last stage writes the result with one compare-and-set, not a read and a
+    /// write).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
 }
@@ -108,7 +110,8 @@ pub struct Speech {
 }
 
 impl Job {
-    pub fn from_record(record: &RenderRecord) -> Self {
+    /// The tts job of a record just written at KV `revision`.
+    pub fn from_record(record: &RenderRecord, revision: u64) -> Self {
         Self {
             render_id: record.render_id.clone(),
             submission: record.submission.clone(),
@@ -116,7 +119,7 @@ impl Job {
             submitted_at_ms: record.submitted_at_ms,
             speech: None,
             mouth_cues: None,
-            revision: None,
+            revision: Some(revision),
         }
     }
 

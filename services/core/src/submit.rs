@@ -17,16 +17,25 @@ use crate::{RenderSpec, RenderStatus, render_id};
 pub enum Submitted {
     /// Already rendered: the stored record, untouched.
     Cached(RenderRecord),
-    /// An identical render is under way: this request joins it.
-    InFlight(RenderRecord),
-    /// A new job was queued.
-    Queued(RenderRecord),
+    /// An identical render is under way: this request joins it (the record as read, at
+    /// this KV revision).
+    InFlight(RenderRecord, u64),
+    /// A new job was queued (its pending record, written at this KV revision).
+    Queued(RenderRecord, u64),
 }
 
 impl Submitted {
     pub fn record(&self) -> &RenderRecord {
         match self {
-            Submitted::Cached(r) | Submitted::InFlight(r) | Submitted::Queued(r) => r,
+            Submitted::Cached(r) | Submitted::InFlight(r, _) | Submitted::Queued(r, _) => r,
+        }
+    }
+
+    /// The KV revision of [`Self::record`], for a render still under way.
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            Submitted::Cached(_) => None,
+            Submitted::InFlight(_, revision) | Submitted::Queued(_, revision) => Some(*revision),
         }
     }
 }
@@ -54,7 +63,7 @@ pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, 
     // trip; an existing one is read below.
     let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
     match pipeline.renders.create(&id, record.to_bytes()).await {
-        Ok(_) => return queue(pipeline, record).await,
+        Ok(revision) => return queue(pipeline, record, revision).await,
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
         Err(e) => return Err(store(&e)),
     }
@@ -72,7 +81,7 @@ pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, 
                         return Ok(Submitted::Cached(r));
                     }
                     Some(r) if !r.is_final() && !stale(&r, pipeline) => {
-                        return Ok(Submitted::InFlight(r));
+                        return Ok(Submitted::InFlight(r, entry.revision));
                     }
                     _ => {
                         // Failed, lost or unreadable: take it over, if nobody beat us to it.
@@ -82,7 +91,7 @@ pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, 
                             .update(&id, record.to_bytes(), entry.revision)
                             .await
                         {
-                            Ok(_) => return queue(pipeline, record).await,
+                            Ok(revision) => return queue(pipeline, record, revision).await,
                             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
                             Err(e) => return Err(store(&e)),
                         }
@@ -92,7 +101,7 @@ pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, 
             _ => {
                 let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
                 match pipeline.renders.create(&id, record.to_bytes()).await {
-                    Ok(_) => return queue(pipeline, record).await,
+                    Ok(revision) => return queue(pipeline, record, revision).await,
                     Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
                     Err(e) => return Err(store(&e)),
                 }
@@ -102,12 +111,16 @@ pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, 
     Err(SubmitError::Contended(id))
 }
 
-/// Publishes the tts job of a freshly written pending record. If the queue refuses it, the
-/// record is marked failed so the next identical request resubmits at once.
-async fn queue(pipeline: &Pipeline, record: RenderRecord) -> Result<Submitted, SubmitError> {
-    let job = Job::from_record(&record);
+/// Publishes the tts job of a pending record just written at `revision`. If the queue
+/// refuses it, the record is marked failed so the next identical request resubmits at once.
+async fn queue(
+    pipeline: &Pipeline,
+    record: RenderRecord,
+    revision: u64,
+) -> Result<Submitted, SubmitError> {
+    let job = Job::from_record(&record, revision);
     match publish(pipeline, Stage::Tts, &job).await {
-        Ok(()) => Ok(Submitted::Queued(record)),
+        Ok(()) => Ok(Submitted::Queued(record, revision)),
         Err(e) => {
             let mut failed = record.clone();
             failed.status = RenderStatus::Failed;

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use crate::jetstream::Pipeline;
 use crate::record::RenderRecord;
 
-type Waiters = Arc<Mutex<HashMap<String, watch::Sender<Option<RenderRecord>>>>>;
+/// The newest record seen for a key, with its KV revision.
+type Latest = Option<(u64, RenderRecord)>;
+type Waiters = Arc<Mutex<HashMap<String, watch::Sender<Latest>>>>;
 
 /// Shares one bucket watch among all waiters.
 #[derive(Clone)]
@@ -44,9 +46,13 @@ impl RecordWatcher {
                     self.catch_up().await;
                     while let Some(update) = updates.next().await {
                         match update {
-                            Ok(entry) if entry.operation == Operation::Put => {
+                            // Only records somebody waits for are worth parsing.
+                            Ok(entry)
+                                if entry.operation == Operation::Put
+                                    && self.is_waited_for(&entry.key) =>
+                            {
                                 if let Ok(record) = RenderRecord::from_bytes(&entry.value) {
-                                    self.notify(record);
+                                    self.notify(entry.revision, record);
                                 }
                             }
                             Ok(_) => {}
@@ -72,41 +78,87 @@ impl RecordWatcher {
             .cloned()
             .collect();
         for key in keys {
-            if let Ok(Some(value)) = self.pipeline.renders.get(key).await
-                && let Ok(record) = RenderRecord::from_bytes(&value)
-            {
-                self.notify(record);
-            }
+            self.refresh(&key).await;
         }
     }
 
-    fn notify(&self, record: RenderRecord) {
-        let waiters = self.waiters.lock().expect("waiters");
-        if let Some(sender) = waiters.get(&record.render_id) {
-            sender.send_replace(Some(record));
-        }
-    }
-
-    /// Waits until the render's record is final (completed or failed) or `timeout` passes,
-    /// and returns the latest record seen (`None` if there is none at all).
-    pub async fn wait(&self, render_id: &str, timeout: Duration) -> Option<RenderRecord> {
-        let mut receiver = {
-            let mut waiters = self.waiters.lock().expect("waiters");
-            waiters
-                .entry(render_id.to_owned())
-                .or_insert_with(|| watch::channel(None).0)
-                .subscribe()
-        };
-        // Subscribed first, then read: an update in between is not lost.
-        if let Ok(Some(value)) = self.pipeline.renders.get(render_id).await
-            && let Ok(record) = RenderRecord::from_bytes(&value)
+    /// Reads a key's current record and passes it to its waiters.
+    async fn refresh(&self, key: &str) {
+        if let Ok(Some(entry)) = self.pipeline.renders.entry(key).await
+            && entry.operation == Operation::Put
+            && let Ok(record) = RenderRecord::from_bytes(&entry.value)
         {
-            self.notify(record);
+            self.notify(entry.revision, record);
         }
-        let result = tokio::time::timeout(timeout, async {
+    }
+
+    fn is_waited_for(&self, key: &str) -> bool {
+        self.waiters.lock().expect("waiters").contains_key(key)
+    }
+
+    fn notify(&self, revision: u64, record: RenderRecord) {
+        notify(&self.waiters, revision, record);
+    }
+
+    /// Starts following a render's record. Register before submitting: every change from
+    /// then on reaches the waiter, so the submission's own read is all it needs besides.
+    pub fn waiter(&self, render_id: &str) -> Waiter {
+        let receiver = self
+            .waiters
+            .lock()
+            .expect("waiters")
+            .entry(render_id.to_owned())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe();
+        Waiter {
+            waiters: self.waiters.clone(),
+            render_id: render_id.to_owned(),
+            receiver,
+        }
+    }
+}
+
+/// Passes a record to its waiters, unless they have seen a newer revision already (the
+/// watch and direct reads can deliver in either order). Waiters wake for final records
+/// only; the others just become the latest seen.
+fn notify(waiters: &Waiters, revision: u64, record: RenderRecord) {
+    let waiters = waiters.lock().expect("waiters");
+    if let Some(sender) = waiters.get(&record.render_id) {
+        tracing::debug!(render_id = %record.render_id, status = ?record.status, "record update for a waiter");
+        sender.send_if_modified(|latest| {
+            if latest.as_ref().is_some_and(|(seen, _)| *seen >= revision) {
+                return false;
+            }
+            let wake = record.is_final();
+            *latest = Some((revision, record));
+            wake
+        });
+    }
+}
+
+/// One caller following one render's record; see [`RecordWatcher::waiter`].
+pub struct Waiter {
+    waiters: Waiters,
+    render_id: String,
+    receiver: watch::Receiver<Latest>,
+}
+
+impl Waiter {
+    /// Tells the waiter about a record the caller read or wrote itself at `revision`.
+    pub fn seen(&self, revision: u64, record: RenderRecord) {
+        notify(&self.waiters, revision, record);
+    }
+
+    /// Waits until the record is final (completed or failed) or `timeout` passes, and
+    /// returns the latest record seen (`None` if none was).
+    pub async fn wait(mut self, timeout: Duration) -> Option<RenderRecord> {
+        let receiver = &mut self.receiver;
+        let _ = tokio::time::timeout(timeout, async {
             loop {
-                if let Some(record) = receiver.borrow_and_update().clone()
-                    && record.is_final()
+                if receiver
+                    .borrow_and_update()
+                    .as_ref()
+                    .is_some_and(|(_, record)| record.is_final())
                 {
                     return;
                 }
@@ -116,22 +168,106 @@ impl RecordWatcher {
             }
         })
         .await;
-        let latest = receiver.borrow().clone();
-        drop(receiver);
-        let _ = result;
-        // The last waiter for a key removes its slot.
+        self.receiver
+            .borrow()
+            .as_ref()
+            .map(|(_, record)| record.clone())
+    }
+}
+
+impl Drop for Waiter {
+    /// The last waiter for a key removes its slot.
+    fn drop(&mut self) {
         let mut waiters = self.waiters.lock().expect("waiters");
+        // This waiter's receiver still counts until the end of `drop`.
         if waiters
-            .get(render_id)
-            .is_some_and(|s| s.receiver_count() == 0)
+            .get(&self.render_id)
+            .is_some_and(|s| s.receiver_count() <= 1)
         {
-            waiters.remove(render_id);
+            waiters.remove(&self.render_id);
         }
-        latest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RenderStatus;
+
+    fn record(status: RenderStatus) -> RenderRecord {
+        let spec = crate::RenderSpec {
+            text: "Hello.".into(),
+            voice_id: "voice".into(),
+            speed: 1.0,
+            viseme_set: Default::default(),
+        };
+        let mut record = RenderRecord::pending("id".into(), spec, "submission".into());
+        record.status = status;
+        record
     }
 
-    /// How many renders are being waited for.
-    pub fn waiting(&self) -> usize {
-        self.waiters.lock().expect("waiters").len()
+    fn waiter(waiters: &Waiters) -> Waiter {
+        let receiver = waiters
+            .lock()
+            .unwrap()
+            .entry("id".into())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe();
+        Waiter {
+            waiters: waiters.clone(),
+            render_id: "id".into(),
+            receiver,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_older_revision_arriving_late_does_not_replace_a_newer_one() {
+        let waiters = Waiters::default();
+        let waiter = waiter(&waiters);
+        waiter.seen(7, record(RenderStatus::Completed));
+        // The watch delivering the pending record written before.
+        notify(&waiters, 5, record(RenderStatus::Pending));
+        let latest = waiter.wait(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(latest.status, RenderStatus::Completed);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_returns_on_the_final_record_and_times_out_with_the_latest() {
+        let waiters = Waiters::default();
+        let waiter = waiter(&waiters);
+        waiter.seen(1, record(RenderStatus::Pending));
+        notify(&waiters, 2, record(RenderStatus::Rendering));
+        let started = std::time::Instant::now();
+        let latest = waiter.wait(Duration::from_millis(200)).await.unwrap();
+        assert_eq!(latest.status, RenderStatus::Rendering);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+
+        let waiter = super::tests::waiter(&waiters);
+        let completer = {
+            let waiters = waiters.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                notify(&waiters, 3, record(RenderStatus::Failed));
+            })
+        };
+        let started = std::time::Instant::now();
+        let latest = waiter.wait(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(latest.status, RenderStatus::Failed);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        completer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_last_waiter_for_a_key_removes_its_slot() {
+        let waiters = Waiters::default();
+        let first = waiter(&waiters);
+        let second = waiter(&waiters);
+        drop(first);
+        assert!(waiters.lock().unwrap().contains_key("id"));
+        drop(second);
+        assert!(!waiters.lock().unwrap().contains_key("id"));
+        // Nobody waits: a record for the key goes nowhere.
+        notify(&waiters, 9, record(RenderStatus::Completed));
+        assert!(waiters.lock().unwrap().is_empty());
     }
 }

@@ -142,16 +142,24 @@ impl<H: StageHandler> Worker<H> {
                         break;
                     }
                 };
+                let mut idle = true;
                 while let Some(message) = batch.next().await {
                     match message {
-                        Ok(message) => self.handle(message).await,
+                        Ok(message) => {
+                            idle = false;
+                            self.handle(message).await;
+                        }
                         Err(e) => {
                             tracing::debug!(stage = stage.name(), error = %e, "pull ended");
                             break;
                         }
                     }
                 }
-                self.update_queue_depth().await;
+                // Each job's metadata says how many wait behind it (see `handle`); a pull
+                // that ended empty asks the server, so the gauge also settles when idle.
+                if idle {
+                    self.update_queue_depth().await;
+                }
             }
         }
     }
@@ -181,7 +189,11 @@ impl<H: StageHandler> Worker<H> {
     async fn handle(&self, message: async_nats::jetstream::Message) {
         let received = Instant::now();
         let stage = self.handler.stage();
-        let delivered = message.info().map_or(1, |i| i.delivered);
+        let (delivered, waiting) = message.info().map_or((1, 0), |i| (i.delivered, i.pending));
+        self.metrics
+            .queue_depth
+            .with_label_values(&[stage.name()])
+            .set(waiting as i64);
         let job: Job = match serde_json::from_slice(&message.payload) {
             Ok(job) => job,
             Err(e) => {
@@ -193,6 +205,7 @@ impl<H: StageHandler> Worker<H> {
         };
         let span = tracing::info_span!("job", stage = stage.name(), render_id = %job.render_id, attempt = delivered);
         let _enter = span.enter();
+        tracing::debug!("job received");
 
         // Tell JetStream we are alive while the stage runs.
         let ack_wait = self.pipeline.config.ack_wait;
@@ -221,6 +234,7 @@ impl<H: StageHandler> Worker<H> {
         };
         let (claim, outcome) = tokio::join!(claim, self.handler.process(job.clone()));
         let work = started.elapsed();
+        tracing::debug!("stage work done");
         progress.abort();
         let Some(revision) = claim else {
             if let Ok(outcome) = outcome {
@@ -262,6 +276,7 @@ impl<H: StageHandler> Worker<H> {
         };
         match result {
             Ok(()) => {
+                tracing::debug!("result passed on");
                 // Not waiting for the server's confirmation: a lost ack only means a
                 // redelivery, which the checks above make harmless.
                 self.count("ok");
@@ -315,6 +330,23 @@ impl<H: StageHandler> Worker<H> {
     /// `None` if the job is no longer wanted; otherwise marks its render `rendering` and
     /// returns the record's revision as left (if known), for the last stage's write.
     async fn claim(&self, job: &Job) -> Option<Option<u64>> {
+        // The common case in one round trip: the record is still as submitted.
+        if let Some(submitted) = job.revision {
+            match self
+                .pipeline
+                .renders
+                .update(&job.render_id, job.record().to_bytes(), submitted)
+                .await
+            {
+                Ok(revision) => return Some(Some(revision)),
+                // Changed since: read it to see whether the job is still wanted.
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot mark the render rendering");
+                    return Some(None);
+                }
+            }
+        }
         let entry = match self.pipeline.renders.entry(job.render_id.clone()).await {
             Ok(entry) => entry,
             Err(e) => {

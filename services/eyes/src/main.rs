@@ -37,7 +37,7 @@ impl StageHandler for EyesStage {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let mut env = Env::from_process();
     let config = WorkerConfig::from_env(&mut env, 9103);

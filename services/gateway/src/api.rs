@@ -391,6 +391,9 @@ async fn render_sync(
         .retry_after(1)
     })?;
     let started = Instant::now();
+    // Following the record from before the submission, the submission's own read or write
+    // is the only one needed.
+    let waiter = app.watcher.waiter(&id);
     let submitted = submit(&app.pipeline, spec)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
@@ -399,9 +402,11 @@ async fn render_sync(
         return Ok(app.answer(record, true, true));
     }
     let submit_time = started.elapsed();
-    let record = app
-        .watcher
-        .wait(&id, app.config.sync_timeout)
+    if let Some(revision) = submitted.revision() {
+        waiter.seen(revision, submitted.record().clone());
+    }
+    let record = waiter
+        .wait(app.config.sync_timeout)
         .await
         .unwrap_or_else(|| submitted.record().clone());
     let waited = started.elapsed();

@@ -27,7 +27,7 @@ impl StageHandler for LipsyncStage {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let mut env = Env::from_process();
     let config = WorkerConfig::from_env(&mut env, 9102);

@@ -2,9 +2,11 @@
 //!
 //!   bench synth  VOICES_DIR VOICE THREADS RUNS TEXT_FILE   synthesis only (tts::synthesize)
 //!   bench render VOICES_DIR VOICE THREADS RUNS TEXT_FILE   the whole offline render
-//!   bench lines  VOICES_DIR VOICE THREADS RUNS TEXT_FILE   one render of each line (RUNS ignored)
+//!   bench lines  VOICES_DIR VOICE THREADS RUNS -           one render of each line read from
+//!                                                          stdin, answered as it is read
 //!
-//! Prints one JSON object: model load time, per-run times and audio length, peak RSS.
+//! Prints one JSON object: model load time, per-run times and audio length, peak RSS (for
+//! `lines`, one `{"total_ms", "audio_ms"}` line per render).
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,11 @@ fn main() {
     };
     let threads: usize = threads.parse().expect("THREADS");
     let runs: usize = runs.parse().expect("RUNS");
-    let text = std::fs::read_to_string(text_file).expect("TEXT_FILE");
+    let text = if mode == "lines" {
+        String::new()
+    } else {
+        std::fs::read_to_string(text_file).expect("TEXT_FILE")
+    };
     let engine = Engine::new(EngineConfig {
         voices_dir: voices_dir.into(),
         runtime: RuntimePaths::from_env(),
@@ -61,7 +67,7 @@ fn main() {
         engine
             .render(&warm_up, |id, _| id.to_owned())
             .expect("warm-up render");
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let render = |line: &str| {
             let request = RenderRequest {
                 text: line.to_owned(),
                 ..Default::default()
@@ -70,12 +76,17 @@ fn main() {
             let r = engine
                 .render(&request, |id, _| id.to_owned())
                 .expect("render");
-            results.push(serde_json::json!({"total_ms": ms(started.elapsed()), "audio_ms": r.result.duration_ms}));
+            serde_json::json!({"total_ms": ms(started.elapsed()), "audio_ms": r.result.duration_ms})
+        };
+        // Paired with another system's renders of the same texts, one at a time.
+        use std::io::Write;
+        for line in std::io::stdin().lines() {
+            let result = render(&line.expect("stdin"));
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{result}")
+                .and_then(|()| out.flush())
+                .expect("stdout");
         }
-        println!(
-            "{}",
-            serde_json::json!({"load_ms": load_ms, "runs": results, "peak_rss_kb": peak_rss_kb()})
-        );
         return;
     }
     // One warm-up run (first-run allocations, caches), then the measured runs.
