@@ -187,18 +187,32 @@ impl Pipeline {
 
     /// Jobs waiting in the queue or being worked on, over all stages.
     pub async fn pending_jobs(&self) -> Result<u64, async_nats::Error> {
-        let mut stream = self.jetstream.get_stream(JOBS_STREAM).await?;
-        Ok(stream.info().await?.state.messages)
+        // Getting the stream is a stream-info request: its answer is the count.
+        let stream = self.jetstream.get_stream(JOBS_STREAM).await?;
+        Ok(stream.cached_info().state.messages)
     }
 
     /// Jobs waiting for one stage (not yet delivered to a worker).
     pub async fn queue_depth(&self, stage: Stage) -> Result<u64, async_nats::Error> {
-        let stream = self.jetstream.get_stream(JOBS_STREAM).await?;
-        let mut consumer: consumer::PullConsumer = stream.get_consumer(stage.consumer()).await?;
-        Ok(consumer.info().await?.num_pending)
+        // One consumer-info request, whose answer is the count.
+        let consumer: consumer::PullConsumer = self
+            .jetstream
+            .get_consumer_from_stream(stage.consumer(), JOBS_STREAM)
+            .await?;
+        Ok(consumer.cached_info().num_pending)
     }
 
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// A worker's or the controller's health: whether NATS is connected, and the JSON body.
+    pub fn health(&self) -> (bool, serde_json::Value) {
+        let connected = self.connected();
+        let status = if connected { "healthy" } else { "unhealthy" };
+        (
+            connected,
+            serde_json::json!({"status": status, "nats_connected": connected}),
+        )
     }
 }

@@ -101,10 +101,7 @@ pub fn is_audio_file_name(name: &str) -> bool {
         return false;
     };
     matches!(extension, "ogg" | "wav")
-        && id.len() == 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && is_render_id(id)
         && (8..=32).contains(&run.len())
         && run.bytes().all(|b| b.is_ascii_alphanumeric())
 }

@@ -59,50 +59,40 @@ pub fn stale(record: &RenderRecord, pipeline: &Pipeline) -> bool {
 pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, SubmitError> {
     let id = render_id(&spec);
     let store = |e: &dyn std::fmt::Display| SubmitError::Store(e.to_string());
-    // Optimistically create the pending record first: a new render then costs one round
-    // trip; an existing one is read below.
-    let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
-    match pipeline.renders.create(&id, record.to_bytes()).await {
-        Ok(revision) => return queue(pipeline, record, revision).await,
-        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(store(&e)),
-    }
+    let pending = || RenderRecord::pending(id.clone(), spec.clone(), random_id());
     for _ in 0..8 {
+        // Optimistically create the pending record first: a new render then costs one
+        // round trip; an existing one is read below.
+        let record = pending();
+        match pipeline.renders.create(&id, record.to_bytes()).await {
+            Ok(revision) => return queue(pipeline, record, revision).await,
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(store(&e)),
+        }
         let entry = pipeline
             .renders
             .entry(id.clone())
             .await
             .map_err(|e| store(&e))?;
-        match entry {
-            Some(entry) if entry.operation == Operation::Put => {
-                let existing = RenderRecord::from_bytes(&entry.value).ok();
-                match existing {
-                    Some(r) if r.status == RenderStatus::Completed => {
-                        return Ok(Submitted::Cached(r));
-                    }
-                    Some(r) if !r.is_final() && !stale(&r, pipeline) => {
-                        return Ok(Submitted::InFlight(r, entry.revision));
-                    }
-                    _ => {
-                        // Failed, lost or unreadable: take it over, if nobody beat us to it.
-                        let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
-                        match pipeline
-                            .renders
-                            .update(&id, record.to_bytes(), entry.revision)
-                            .await
-                        {
-                            Ok(revision) => return queue(pipeline, record, revision).await,
-                            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                            Err(e) => return Err(store(&e)),
-                        }
-                    }
-                }
+        // Deleted meanwhile: create it again.
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+            continue;
+        };
+        match RenderRecord::from_bytes(&entry.value).ok() {
+            Some(r) if r.status == RenderStatus::Completed => return Ok(Submitted::Cached(r)),
+            Some(r) if !r.is_final() && !stale(&r, pipeline) => {
+                return Ok(Submitted::InFlight(r, entry.revision));
             }
             _ => {
-                let record = RenderRecord::pending(id.clone(), spec.clone(), random_id());
-                match pipeline.renders.create(&id, record.to_bytes()).await {
+                // Failed, lost or unreadable: take it over, if nobody beat us to it.
+                let record = pending();
+                match pipeline
+                    .renders
+                    .update(&id, record.to_bytes(), entry.revision)
+                    .await
+                {
                     Ok(revision) => return queue(pipeline, record, revision).await,
-                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
+                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
                     Err(e) => return Err(store(&e)),
                 }
             }

@@ -52,7 +52,7 @@ impl RecordWatcher {
                                     && self.is_waited_for(&entry.key) =>
                             {
                                 if let Ok(record) = RenderRecord::from_bytes(&entry.value) {
-                                    self.notify(entry.revision, record);
+                                    notify(&self.waiters, entry.revision, record);
                                 }
                             }
                             Ok(_) => {}
@@ -88,7 +88,7 @@ impl RecordWatcher {
             && entry.operation == Operation::Put
             && let Ok(record) = RenderRecord::from_bytes(&entry.value)
         {
-            self.notify(entry.revision, record);
+            notify(&self.waiters, entry.revision, record);
         }
     }
 
@@ -96,25 +96,10 @@ impl RecordWatcher {
         self.waiters.lock().expect("waiters").contains_key(key)
     }
 
-    fn notify(&self, revision: u64, record: RenderRecord) {
-        notify(&self.waiters, revision, record);
-    }
-
     /// Starts following a render's record. Register before submitting: every change from
     /// then on reaches the waiter, so the submission's own read is all it needs besides.
     pub fn waiter(&self, render_id: &str) -> Waiter {
-        let receiver = self
-            .waiters
-            .lock()
-            .expect("waiters")
-            .entry(render_id.to_owned())
-            .or_insert_with(|| watch::channel(None).0)
-            .subscribe();
-        Waiter {
-            waiters: self.waiters.clone(),
-            render_id: render_id.to_owned(),
-            receiver,
-        }
+        Waiter::new(&self.waiters, render_id)
     }
 }
 
@@ -144,6 +129,20 @@ pub struct Waiter {
 }
 
 impl Waiter {
+    fn new(waiters: &Waiters, render_id: &str) -> Self {
+        let receiver = waiters
+            .lock()
+            .expect("waiters")
+            .entry(render_id.to_owned())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe();
+        Waiter {
+            waiters: waiters.clone(),
+            render_id: render_id.to_owned(),
+            receiver,
+        }
+    }
+
     /// Tells the waiter about a record the caller read or wrote itself at `revision`.
     pub fn seen(&self, revision: u64, record: RenderRecord) {
         notify(&self.waiters, revision, record);
@@ -207,17 +206,7 @@ mod tests {
     }
 
     fn waiter(waiters: &Waiters) -> Waiter {
-        let receiver = waiters
-            .lock()
-            .unwrap()
-            .entry("id".into())
-            .or_insert_with(|| watch::channel(None).0)
-            .subscribe();
-        Waiter {
-            waiters: waiters.clone(),
-            render_id: "id".into(),
-            receiver,
-        }
+        Waiter::new(waiters, "id")
     }
 
     #[tokio::test]
@@ -266,8 +255,5 @@ mod tests {
         assert!(waiters.lock().unwrap().contains_key("id"));
         drop(second);
         assert!(!waiters.lock().unwrap().contains_key("id"));
-        // Nobody waits: a record for the key goes nowhere.
-        notify(&waiters, 9, record(RenderStatus::Completed));
-        assert!(waiters.lock().unwrap().is_empty());
     }
 }

@@ -88,10 +88,11 @@ pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H) {
     let pipeline =
         Pipeline::start(config.pipeline.clone(), &format!("avatar-{}", stage.name())).await;
     let health_pipeline = pipeline.clone();
-    match crate::telemetry::serve_worker_endpoints(config.metrics_addr, metrics.clone(), move || {
-        let connected = health_pipeline.connected();
-        (connected, serde_json::json!({"status": if connected {"healthy"} else {"unhealthy"}, "nats_connected": connected}))
-    })
+    match crate::telemetry::serve_worker_endpoints(
+        config.metrics_addr,
+        metrics.clone(),
+        move || health_pipeline.health(),
+    )
     .await
     {
         Ok(addr) => tracing::info!(stage = stage.name(), %addr, "metrics and health endpoints up"),
@@ -165,8 +166,11 @@ impl<H: StageHandler> Worker<H> {
     }
 
     async fn consumer(&self) -> Result<PullConsumer, async_nats::Error> {
-        let stream = self.pipeline.jetstream.get_stream(JOBS_STREAM).await?;
-        stream.get_consumer(self.handler.stage().consumer()).await
+        Ok(self
+            .pipeline
+            .jetstream
+            .get_consumer_from_stream(self.handler.stage().consumer(), JOBS_STREAM)
+            .await?)
     }
 
     async fn update_queue_depth(&self) {
@@ -194,7 +198,7 @@ impl<H: StageHandler> Worker<H> {
             .queue_depth
             .with_label_values(&[stage.name()])
             .set(waiting as i64);
-        let job: Job = match serde_json::from_slice(&message.payload) {
+        let mut job: Job = match serde_json::from_slice(&message.payload) {
             Ok(job) => job,
             Err(e) => {
                 tracing::error!(stage = stage.name(), error = %e, "unreadable job dropped");
@@ -244,6 +248,9 @@ impl<H: StageHandler> Worker<H> {
             self.count("skipped");
             return;
         };
+        // The record's revision as the claim left it, for every write from here on: the
+        // next stage's, and this one's should the job fail.
+        job.revision = revision;
         let outcome = outcome.map(|o| match o {
             Outcome::Next(mut next) => {
                 next.revision = revision;
@@ -330,56 +337,23 @@ impl<H: StageHandler> Worker<H> {
     /// `None` if the job is no longer wanted; otherwise marks its render `rendering` and
     /// returns the record's revision as left (if known), for the last stage's write.
     async fn claim(&self, job: &Job) -> Option<Option<u64>> {
-        // The common case in one round trip: the record is still as submitted.
-        if let Some(submitted) = job.revision {
-            match self
-                .pipeline
-                .renders
-                .update(&job.render_id, job.record().to_bytes(), submitted)
-                .await
-            {
-                Ok(revision) => return Some(Some(revision)),
-                // Changed since: read it to see whether the job is still wanted.
-                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot mark the render rendering");
-                    return Some(None);
-                }
+        let rendering = |mut record: RenderRecord| {
+            record.status = RenderStatus::Rendering;
+            record.updated_at_ms = now_ms();
+            record
+        };
+        match self.update_own_record(job, rendering).await {
+            Ok(Some(revision)) => Some(Some(revision)),
+            Ok(None) => {
+                tracing::info!("job no longer wanted (completed, failed, resubmitted or gone)");
+                None
             }
-        }
-        let entry = match self.pipeline.renders.entry(job.render_id.clone()).await {
-            Ok(entry) => entry,
             Err(e) => {
                 // Cannot tell: do the work rather than drop a wanted job.
-                tracing::warn!(error = %e, "cannot read the render record");
-                return Some(None);
+                tracing::warn!(error = %e, "cannot mark the render rendering");
+                Some(None)
             }
-        };
-        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
-            tracing::info!("job no longer wanted (its record is gone)");
-            return None;
-        };
-        let Ok(record) = RenderRecord::from_bytes(&entry.value) else {
-            return Some(None);
-        };
-        if record.submission != job.submission || record.is_final() {
-            tracing::info!("job no longer wanted (completed, failed or resubmitted)");
-            return None;
         }
-        if record.status != RenderStatus::Pending {
-            return Some(Some(entry.revision));
-        }
-        let mut rendering = record;
-        rendering.status = RenderStatus::Rendering;
-        rendering.updated_at_ms = now_ms();
-        // Losing this race only means someone else already marked it.
-        let revision = self
-            .pipeline
-            .renders
-            .update(&job.render_id, rendering.to_bytes(), entry.revision)
-            .await
-            .ok();
-        Some(revision)
     }
 
     /// Writes the final record, if the render is still this job's submission and not final
@@ -391,9 +365,6 @@ impl<H: StageHandler> Worker<H> {
         result: Option<RenderResult>,
         failure: Option<Failure>,
     ) -> Result<(), StageError> {
-        let store_error = |e: &dyn std::fmt::Display| {
-            StageError::Failed(format!("cannot write the render record: {e}"))
-        };
         let finished = |mut record: RenderRecord| {
             record.status = status;
             record.result = result.clone();
@@ -401,49 +372,61 @@ impl<H: StageHandler> Worker<H> {
             record.updated_at_ms = now_ms();
             record
         };
-        // The common case in one round trip: the record is as the tts stage left it.
+        match self.update_own_record(job, finished).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => {
+                tracing::info!("render already finished or resubmitted; result dropped");
+                Ok(())
+            }
+            Err(e) => Err(StageError::Failed(format!(
+                "cannot write the render record: {e}"
+            ))),
+        }
+    }
+
+    /// Applies `change` to the job's render record while it is still this job's (same
+    /// submission, not final), with compare-and-set writes: first on the revision the job
+    /// carries (one round trip when nothing moved since), then on the record as read.
+    /// The new revision, or `None` if the record is no longer this job's.
+    async fn update_own_record(
+        &self,
+        job: &Job,
+        change: impl Fn(RenderRecord) -> RenderRecord,
+    ) -> Result<Option<u64>, String> {
+        let renders = &self.pipeline.renders;
         if let Some(revision) = job.revision {
-            let record = finished(job.record());
-            match self
-                .pipeline
-                .renders
-                .update(&job.render_id, record.to_bytes(), revision)
+            match renders
+                .update(&job.render_id, change(job.record()).to_bytes(), revision)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(revision) => return Ok(Some(revision)),
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
-                Err(e) => return Err(store_error(&e)),
+                Err(e) => return Err(e.to_string()),
             }
         }
         for _ in 0..5 {
-            let entry = self
-                .pipeline
-                .renders
+            let entry = renders
                 .entry(job.render_id.clone())
                 .await
-                .map_err(|e| store_error(&e))?;
+                .map_err(|e| e.to_string())?;
             let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
-                return Ok(());
+                return Ok(None);
             };
             let Ok(record) = RenderRecord::from_bytes(&entry.value) else {
-                return Ok(());
+                return Ok(None);
             };
             if record.submission != job.submission || record.is_final() {
-                tracing::info!("render already finished or resubmitted; result dropped");
-                return Ok(());
+                return Ok(None);
             }
-            let record = finished(record);
-            match self
-                .pipeline
-                .renders
-                .update(&job.render_id, record.to_bytes(), entry.revision)
+            match renders
+                .update(&job.render_id, change(record).to_bytes(), entry.revision)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(revision) => return Ok(Some(revision)),
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                Err(e) => return Err(store_error(&e)),
+                Err(e) => return Err(e.to_string()),
             }
         }
-        Err(StageError::Failed("the render record kept changing".into()))
+        Err("the render record kept changing".into())
     }
 }
