@@ -51,6 +51,18 @@ impl Env {
             .cloned()
     }
 
+    /// The configured default voice: `DEFAULT_VOICE`, else the file name of the seed's
+    /// `PIPER_MODEL` (a model path).
+    pub fn default_voice(&self) -> Option<String> {
+        self.optional("DEFAULT_VOICE").or_else(|| {
+            self.optional("PIPER_MODEL").and_then(|m| {
+                std::path::Path::new(&m)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+        })
+    }
+
     pub fn string(&self, name: &str, default: &str) -> String {
         self.optional(name).unwrap_or_else(|| default.to_owned())
     }

@@ -190,28 +190,35 @@ impl AppState {
         }
     }
 
-    /// The completed response for a record, with the audio URL made absolute.
-    fn completed_body(&self, record: &RenderRecord, cached: bool) -> Option<Bytes> {
-        let mut result: RenderResult = record.result.clone()?;
+    /// The completed result of a record, with the audio URL made absolute.
+    fn completed_result(&self, record: &RenderRecord) -> Option<RenderResult> {
+        let mut result = record.result.clone()?;
         if !result.audio_url.contains("://") {
             result.audio_url = format!("{}/{}", self.config.audio_base_url, result.audio_url);
         }
-        result.cached = cached;
-        Some(
-            serde_json::to_vec(&result)
-                .expect("a result serialises")
-                .into(),
-        )
+        Some(result)
     }
 
     /// Answers with a record: completed (and remembered), failed, or still under way.
     fn answer(&self, record: &RenderRecord, cached: bool, sync: bool) -> Response {
         match record.status {
-            RenderStatus::Completed => match self.completed_body(record, cached) {
-                Some(body) => {
-                    if let Some(hit) = self.completed_body(record, true) {
-                        self.cache.insert(record.render_id.clone(), hit);
-                    }
+            RenderStatus::Completed => match self.completed_result(record) {
+                Some(mut result) => {
+                    let serialise = |result: &RenderResult| -> Bytes {
+                        serde_json::to_vec(result)
+                            .expect("a result serialises")
+                            .into()
+                    };
+                    // The cache serves `cached: true`; so does this answer if it is cached.
+                    result.cached = true;
+                    let hit = serialise(&result);
+                    let body = if cached {
+                        hit.clone()
+                    } else {
+                        result.cached = false;
+                        serialise(&result)
+                    };
+                    self.cache.insert(record.render_id.clone(), hit);
                     self.metrics
                         .renders
                         .with_label_values(&[if cached { "cached" } else { "completed" }])

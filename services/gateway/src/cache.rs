@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::sync::Cache;
 
-#[derive(Clone)]
 pub struct ResponseCache {
     inner: Cache<String, Bytes>,
 }

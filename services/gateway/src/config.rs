@@ -52,14 +52,7 @@ impl GatewayConfig {
         }
         let max_body_bytes = env.parse("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES);
         let cache_bytes = env.parse("GATEWAY_CACHE_MB", DEFAULT_CACHE_MB) * 1024 * 1024;
-        // The seed's PIPER_MODEL names the default voice by its file.
-        let default_voice = env.optional("DEFAULT_VOICE").or_else(|| {
-            env.optional("PIPER_MODEL").and_then(|m| {
-                std::path::Path::new(&m)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-            })
-        });
+        let default_voice = env.default_voice();
         let log_level = env.string("LOG_LEVEL", "info");
         let web_dir = std::path::PathBuf::from(env.string("WEB_DIR", "web-demo"));
         let web_dir = web_dir.join("index.html").is_file().then_some(web_dir);
@@ -70,7 +63,7 @@ impl GatewayConfig {
             listen: SocketAddr::new(host, port),
             audio_base_url,
             sync_timeout,
-            max_concurrent_requests: max_concurrent_requests.max(1),
+            max_concurrent_requests,
             max_body_bytes,
             cache_bytes,
             default_voice,

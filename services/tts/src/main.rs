@@ -40,11 +40,7 @@ impl Config {
                     .and_then(|m| m.parent().map(PathBuf::from))
             })
             .unwrap_or_else(|| PathBuf::from("voices"));
-        let default_voice = env.optional("DEFAULT_VOICE").or_else(|| {
-            piper_model
-                .as_ref()
-                .and_then(|m| m.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        });
+        let default_voice = env.default_voice();
         let preload = env
             .optional("TTS_PRELOAD_VOICES")
             .map(|v| {
