@@ -176,6 +176,24 @@ async fn reconcile_inner(
         return Ok((Action::await_change(), "unchanged"));
     }
 
+    // Following a render under way, by the id in the status: whatever voices the workers
+    // announce meanwhile, it is the render this generation asked for.
+    if observed
+        && status.phase == Some(Phase::Rendering)
+        && let Some(id) = status.render_id.as_deref()
+    {
+        let value = ctx
+            .pipeline
+            .renders
+            .get(id)
+            .await
+            .map_err(|e| Error::Records(e.to_string()))?;
+        // An unreadable or vanished record is submitted again from the spec, below.
+        if let Some(record) = value.and_then(|v| RenderRecord::from_bytes(&v).ok()) {
+            return follow(obj, ctx, record).await;
+        }
+    }
+
     // Validate exactly as the HTTP API does.
     let request = RenderRequest {
         text: obj.spec.text.clone(),
@@ -229,42 +247,44 @@ async fn reconcile_inner(
     }
 
     let id = render_id(&spec);
-    let tracking = observed && status.render_id.as_deref() == Some(id.as_str());
-    if !tracking {
-        // A new resource or a changed spec: submit (the gateway's code path).
-        return match submit(&ctx.pipeline, spec).await? {
-            Submitted::Cached(record) => {
-                complete(obj, ctx, &record, true).await?;
-                Ok((Action::await_change(), "completed"))
-            }
-            Submitted::InFlight(record, _) | Submitted::Queued(record, _) => {
-                set_status(obj, ctx, rendering(&record, generation)).await?;
-                publish(
-                    ctx,
-                    obj,
-                    EventType::Normal,
-                    "Submitted",
-                    &format!("render {} submitted", record.render_id),
-                )
-                .await;
-                Ok((Action::requeue(POLL_INTERVAL), "submitted"))
-            }
-        };
+    if observed && status.render_id.as_deref() == Some(id.as_str()) {
+        // This generation's render was lost (expired or purged): as a new identical
+        // request would, submit it again.
+        return resubmit(obj, ctx, spec).await;
     }
+    // A new resource or a changed spec: submit (the gateway's code path).
+    match submit(&ctx.pipeline, spec).await? {
+        Submitted::Cached(record) => {
+            complete(obj, ctx, &record, true).await?;
+            Ok((Action::await_change(), "completed"))
+        }
+        Submitted::InFlight(record, _) | Submitted::Queued(record, _) => {
+            set_status(obj, ctx, rendering(&record, generation)).await?;
+            publish(
+                ctx,
+                obj,
+                EventType::Normal,
+                "Submitted",
+                &format!("render {} submitted", record.render_id),
+            )
+            .await;
+            Ok((Action::requeue(POLL_INTERVAL), "submitted"))
+        }
+    }
+}
 
-    // Rendering: look at the render record.
-    let value = ctx
-        .pipeline
-        .renders
-        .get(id.clone())
-        .await
-        .map_err(|e| Error::Records(e.to_string()))?;
-    match value.and_then(|v| RenderRecord::from_bytes(&v).ok()) {
-        Some(record) if record.status == RenderStatus::Completed => {
+/// The next step for a resource whose render record is `record`.
+async fn follow(
+    obj: &AvatarRender,
+    ctx: &Context,
+    record: RenderRecord,
+) -> Result<(Action, &'static str), Error> {
+    match record.status {
+        RenderStatus::Completed => {
             complete(obj, ctx, &record, false).await?;
             Ok((Action::await_change(), "completed"))
         }
-        Some(record) if record.status == RenderStatus::Failed => {
+        RenderStatus::Failed => {
             let failure = record.failure.unwrap_or(avatar_core::record::Failure {
                 message: "the render failed".into(),
                 field: None,
@@ -273,33 +293,36 @@ async fn reconcile_inner(
                 Some(field) => format!("{}: {}", spec_field(field), failure.message),
                 None => failure.message,
             };
-            fail(obj, ctx, "RenderFailed", &message, Some(&id)).await?;
+            fail(obj, ctx, "RenderFailed", &message, Some(&record.render_id)).await?;
             Ok((Action::await_change(), "failed"))
         }
-        Some(record) if !stale(&record, &ctx.pipeline) => {
-            if status.phase != Some(Phase::Rendering) {
-                set_status(obj, ctx, rendering(&record, generation)).await?;
-            }
-            Ok((Action::requeue(POLL_INTERVAL), "rendering"))
-        }
-        _ => {
-            // Lost (expired, purged or stale): submit again, as a new identical request would.
-            let submitted = submit(&ctx.pipeline, spec).await?;
-            if let Submitted::Cached(record) = &submitted {
-                complete(obj, ctx, record, true).await?;
-                return Ok((Action::await_change(), "completed"));
-            }
-            publish(
-                ctx,
-                obj,
-                EventType::Normal,
-                "Resubmitted",
-                &format!("render {id} was lost and is submitted again"),
-            )
-            .await;
-            Ok((Action::requeue(POLL_INTERVAL), "submitted"))
-        }
+        _ if !stale(&record, &ctx.pipeline) => Ok((Action::requeue(POLL_INTERVAL), "rendering")),
+        // Lost (its job outlived the lease): submit the record's own spec again.
+        _ => resubmit(obj, ctx, record.spec).await,
     }
+}
+
+/// Submits a lost render again, as a new identical request would.
+async fn resubmit(
+    obj: &AvatarRender,
+    ctx: &Context,
+    spec: avatar_core::RenderSpec,
+) -> Result<(Action, &'static str), Error> {
+    let submitted = submit(&ctx.pipeline, spec).await?;
+    let id = &submitted.record().render_id;
+    if let Submitted::Cached(record) = &submitted {
+        complete(obj, ctx, record, true).await?;
+        return Ok((Action::await_change(), "completed"));
+    }
+    publish(
+        ctx,
+        obj,
+        EventType::Normal,
+        "Resubmitted",
+        &format!("render {id} was lost and is submitted again"),
+    )
+    .await;
+    Ok((Action::requeue(POLL_INTERVAL), "submitted"))
 }
 
 fn ready(ok: bool, reason: &str, message: &str, generation: Option<i64>) -> Condition {

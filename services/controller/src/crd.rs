@@ -12,9 +12,6 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The API group of the resource.
-pub const GROUP: &str = "avatar.pipeline.dev";
-
 fn default_speed() -> f64 {
     avatar_core::DEFAULT_SPEED
 }

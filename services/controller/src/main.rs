@@ -1,28 +1,26 @@
 //! `avatar-controller`: reconciles AvatarRender resources. Run one replica (the chart does):
 //! reconciliations are idempotent, but two replicas would publish duplicate events.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use avatar_controller::{Context, Settings};
-use avatar_core::config::{Env, PipelineConfig, StorageConfig};
+use avatar_core::config::{Env, StorageConfig};
 use avatar_core::jetstream::Pipeline;
 use avatar_core::telemetry::Metrics;
 use avatar_core::voices::VoiceRegistry;
+use avatar_core::worker::WorkerConfig;
 
 struct Config {
-    pipeline: PipelineConfig,
+    worker: WorkerConfig,
     storage: StorageConfig,
     settings: Settings,
-    metrics_addr: SocketAddr,
-    log_level: String,
 }
 
 fn config() -> Result<Config, avatar_core::config::ConfigError> {
     let mut env = Env::from_process();
-    let pipeline = PipelineConfig::from_env(&mut env);
+    let worker = WorkerConfig::from_env(&mut env, 9104);
     let storage = StorageConfig::from_env(&mut env);
     let audio_base_url = env
         .string("AUDIO_BASE_URL", "http://localhost:8080/audio")
@@ -37,21 +35,16 @@ fn config() -> Result<Config, avatar_core::config::ConfigError> {
         .string("RESULTS_BASE_URL", &derived)
         .trim_end_matches('/')
         .to_owned();
-    let default_voice = env.optional("DEFAULT_VOICE");
-    let port = env.parse("METRICS_PORT", 9104u16);
-    let host: std::net::IpAddr = env.parse("METRICS_HOST", std::net::Ipv4Addr::UNSPECIFIED.into());
-    let log_level = env.string("LOG_LEVEL", "info");
+    let default_voice = env.default_voice();
     env.finish()?;
     Ok(Config {
-        pipeline,
+        worker,
         storage,
         settings: Settings {
             audio_base_url,
             results_base_url,
             default_voice,
         },
-        metrics_addr: SocketAddr::new(host, port),
-        log_level,
     })
 }
 
@@ -64,7 +57,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    avatar_core::telemetry::init_logging(&config.log_level);
+    avatar_core::telemetry::init_logging(&config.worker.log_level);
     let store = match avatar_core::storage::open(&config.storage) {
         Ok(s) => s,
         Err(e) => {
@@ -82,19 +75,12 @@ async fn main() -> ExitCode {
         }
     };
     let metrics = Metrics::new("controller");
-    let pipeline = Pipeline::start(config.pipeline, "avatar-controller").await;
+    let pipeline = Pipeline::start(config.worker.pipeline, "avatar-controller").await;
     let health_pipeline = pipeline.clone();
     match avatar_core::telemetry::serve_worker_endpoints(
-        config.metrics_addr,
+        config.worker.metrics_addr,
         metrics.clone(),
-        move || {
-            let connected = health_pipeline.connected();
-            let status = if connected { "healthy" } else { "unhealthy" };
-            (
-                connected,
-                serde_json::json!({"status": status, "nats_connected": connected}),
-            )
-        },
+        move || health_pipeline.health(),
     )
     .await
     {
