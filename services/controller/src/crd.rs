@@ -33,20 +33,22 @@ fn default_speed() -> f64 {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AvatarRenderSpec {
-    /// The text to speak: 1 to 5000 characters (after trimming whitespace).
-    #[schemars(length(min = 1, max = 5000))]
+    /// The text to speak: 1 to 5000 characters. The schema bounds the text as written; the
+    /// controller, like the HTTP API, also refuses text that is empty or too long once
+    /// whitespace at its ends is trimmed.
+    #[schemars(length(min = 1, max = avatar_core::MAX_TEXT_CHARS))]
     pub text: String,
     /// A voice id, as the gateway's `/v1/voices` lists them; default: the pipeline's default
     /// voice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        length(min = 1, max = 128),
+        length(min = 1, max = avatar_core::MAX_VOICE_ID_CHARS),
         regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
     )]
     pub voice_id: Option<String>,
     /// Speech rate, 0.5 to 2.0.
     #[serde(default = "default_speed")]
-    #[schemars(range(min = 0.5, max = 2.0))]
+    #[schemars(range(min = avatar_core::MIN_SPEED, max = avatar_core::MAX_SPEED))]
     pub speed: f64,
     /// The mouth-shape vocabulary of the cues.
     #[serde(default)]

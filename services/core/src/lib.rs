@@ -26,7 +26,7 @@ pub use render::{
 };
 pub use render_id::{PIPELINE_VERSION, render_id};
 pub use request::{
-    DEFAULT_SPEED, FieldError, MAX_SPEED, MAX_TEXT_CHARS, MIN_SPEED, RenderRequest, RenderSpec,
-    VisemeSet, normalize_text,
+    DEFAULT_SPEED, FieldError, MAX_SPEED, MAX_TEXT_CHARS, MAX_VOICE_ID_CHARS, MIN_SPEED,
+    RenderRequest, RenderSpec, VisemeSet, normalize_text,
 };
 pub use timeline::{Pause, PhonemeTimeline, SentenceSpan, TimedPhoneme};
