@@ -109,6 +109,13 @@ pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H) {
     }
 }
 
+/// A stage consumer's redelivery settings.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    ack_wait: Duration,
+    max_deliver: i64,
+}
+
 pub struct Worker<H> {
     pub pipeline: Pipeline,
     pub handler: Arc<H>,
@@ -127,6 +134,12 @@ impl<H: StageHandler> Worker<H> {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
+            };
+            // The limits as the server applies them: every service creates or updates the
+            // consumers at start-up, so this worker's own settings may not be the ones in force.
+            let limits = Limits {
+                ack_wait: consumer.cached_info().config.ack_wait,
+                max_deliver: consumer.cached_info().config.max_deliver,
             };
             loop {
                 let batch = consumer
@@ -148,7 +161,7 @@ impl<H: StageHandler> Worker<H> {
                     match message {
                         Ok(message) => {
                             idle = false;
-                            self.handle(message).await;
+                            self.handle(message, limits).await;
                         }
                         Err(e) => {
                             tracing::debug!(stage = stage.name(), error = %e, "pull ended");
@@ -190,7 +203,7 @@ impl<H: StageHandler> Worker<H> {
             .inc();
     }
 
-    async fn handle(&self, message: async_nats::jetstream::Message) {
+    async fn handle(&self, message: async_nats::jetstream::Message, limits: Limits) {
         let received = Instant::now();
         let stage = self.handler.stage();
         let (delivered, waiting) = message.info().map_or((1, 0), |i| (i.delivered, i.pending));
@@ -212,7 +225,7 @@ impl<H: StageHandler> Worker<H> {
         tracing::debug!("job received");
 
         // Tell JetStream we are alive while the stage runs.
-        let ack_wait = self.pipeline.config.ack_wait;
+        let ack_wait = limits.ack_wait;
         let progress = {
             let message = message.clone();
             tokio::spawn(async move {
@@ -309,7 +322,7 @@ impl<H: StageHandler> Worker<H> {
                 let _ = message.ack_with(AckKind::Term).await;
                 self.count("rejected");
             }
-            Err(StageError::Failed(reason)) if delivered >= self.pipeline.config.max_deliver => {
+            Err(StageError::Failed(reason)) if delivered >= limits.max_deliver => {
                 tracing::warn!(%reason, attempts = delivered, "render failed for good");
                 let failure = Failure {
                     message: format!(
