@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use avatar_core::jetstream::Pipeline;
 use avatar_core::record::RenderRecord;
+use avatar_core::shutdown::Shutdown;
 use avatar_core::storage::result_key;
 use avatar_core::submit::{SubmitError, Submitted, stale, submit};
 use avatar_core::telemetry::Metrics;
@@ -99,15 +100,27 @@ impl Context {
     }
 }
 
-/// Runs the controller until shutdown.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until a stop is asked for and the reconciliations under way end
+/// (the caller bounds how long that may take: see `Shutdown::run`).
+pub async fn run(ctx: Arc<Context>, shutdown: &Shutdown) {
     let api: Api<AvatarRender> = Api::all(ctx.client.clone());
+    let stop = shutdown.clone();
+    // kube wants a Sync trigger: a task's handle is one.
+    let stopped = tokio::spawn(async move { stop.requested().await });
     Controller::new(api, watcher::Config::default().any_semantic())
-        .shutdown_on_signal()
+        .graceful_shutdown_on(async move {
+            let _ = stopped.await;
+        })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "reconciliation failed");
+            match result {
+                Ok(_) => {}
+                // A requeue that fires after the resource was deleted (say, while it
+                // rendered): nothing to do, and nothing wrong.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "deleted before its requeue");
+                }
+                Err(e) => tracing::warn!(error = %e, "reconciliation failed"),
             }
         })
         .await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use avatar_controller::{Context, Settings};
 use avatar_core::config::{Env, StorageConfig};
 use avatar_core::jetstream::Pipeline;
+use avatar_core::shutdown::Shutdown;
 use avatar_core::telemetry::Metrics;
 use avatar_core::voices::VoiceRegistry;
 use avatar_core::worker::WorkerConfig;
@@ -50,6 +51,7 @@ fn config() -> Result<Config, avatar_core::config::ConfigError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let shutdown = Shutdown::install();
     let config = match config() {
         Ok(c) => c,
         Err(e) => {
@@ -58,6 +60,7 @@ async fn main() -> ExitCode {
         }
     };
     avatar_core::telemetry::init_logging(&config.worker.log_level);
+    avatar_core::tls::install_crypto_provider();
     let store = match avatar_core::storage::open(&config.storage) {
         Ok(s) => s,
         Err(e) => {
@@ -65,38 +68,51 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let client = loop {
-        match kube::Client::try_default().await {
-            Ok(client) => break client,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the Kubernetes API yet; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+    // Everything from here may wait on the API server or NATS: a stop ends it within the
+    // shutdown grace period whatever their state.
+    let body = async {
+        let connecting = async {
+            loop {
+                match kube::Client::try_default().await {
+                    Ok(client) => break client,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reach the Kubernetes API yet; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
             }
+        };
+        let Some(client) = shutdown.unless_requested(connecting).await else {
+            return;
+        };
+        let metrics = Metrics::new("controller");
+        let connecting = Pipeline::start(config.worker.pipeline, "avatar-controller");
+        let Some(pipeline) = shutdown.unless_requested(connecting).await else {
+            return;
+        };
+        let health_pipeline = pipeline.clone();
+        match avatar_core::telemetry::serve_worker_endpoints(
+            config.worker.metrics_addr,
+            metrics.clone(),
+            move || health_pipeline.health(),
+        )
+        .await
+        {
+            Ok(addr) => tracing::info!(%addr, "metrics and health endpoints up"),
+            Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
         }
+        let voices = VoiceRegistry::start(pipeline.clone());
+        let ctx = Arc::new(Context::new(
+            client,
+            pipeline,
+            voices,
+            store,
+            config.settings,
+            metrics,
+        ));
+        tracing::info!("controller starting");
+        avatar_controller::controller::run(ctx, &shutdown).await;
     };
-    let metrics = Metrics::new("controller");
-    let pipeline = Pipeline::start(config.worker.pipeline, "avatar-controller").await;
-    let health_pipeline = pipeline.clone();
-    match avatar_core::telemetry::serve_worker_endpoints(
-        config.worker.metrics_addr,
-        metrics.clone(),
-        move || health_pipeline.health(),
-    )
-    .await
-    {
-        Ok(addr) => tracing::info!(%addr, "metrics and health endpoints up"),
-        Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
-    }
-    let voices = VoiceRegistry::start(pipeline.clone());
-    let ctx = Arc::new(Context::new(
-        client,
-        pipeline,
-        voices,
-        store,
-        config.settings,
-        metrics,
-    ));
-    tracing::info!("controller starting");
-    avatar_controller::controller::run(ctx).await;
+    shutdown.run(body).await;
     ExitCode::SUCCESS
 }

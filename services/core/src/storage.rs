@@ -20,6 +20,8 @@ pub enum StorageError {
 
 /// Opens the configured store.
 pub fn open(config: &StorageConfig) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    // S3 goes through reqwest, which needs the process's TLS provider.
+    crate::tls::install_crypto_provider();
     match config {
         StorageConfig::Local { dir } => {
             let local = |reason: String| StorageError::Local {

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use crate::config::{Env, PipelineConfig};
 use crate::jetstream::{JOBS_STREAM, Pipeline, Stage};
 use crate::record::{Failure, Job, RenderRecord, now_ms};
+use crate::shutdown::Shutdown;
 use crate::telemetry::Metrics;
 use crate::{RenderResult, RenderStatus};
 
@@ -81,32 +82,43 @@ impl WorkerConfig {
 }
 
 /// Runs a worker until Ctrl-C or SIGTERM: connects (waiting for NATS), serves metrics and
-/// health, and processes jobs.
-pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H) {
+/// health, and processes jobs. A stop abandons the job under way (JetStream redelivers it)
+/// and ends within the shutdown grace period even while NATS is unreachable.
+pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H, shutdown: &Shutdown) {
     let stage = handler.stage();
-    let metrics = Metrics::new(stage.name());
-    let pipeline =
-        Pipeline::start(config.pipeline.clone(), &format!("avatar-{}", stage.name())).await;
-    let health_pipeline = pipeline.clone();
-    match crate::telemetry::serve_worker_endpoints(
-        config.metrics_addr,
-        metrics.clone(),
-        move || health_pipeline.health(),
-    )
-    .await
-    {
-        Ok(addr) => tracing::info!(stage = stage.name(), %addr, "metrics and health endpoints up"),
-        Err(e) => tracing::error!(error = %e, addr = %config.metrics_addr, "cannot serve metrics"),
-    }
-    let worker = Worker {
-        pipeline,
-        handler: Arc::new(handler),
-        metrics,
+    let body = async {
+        let metrics = Metrics::new(stage.name());
+        let service = format!("avatar-{}", stage.name());
+        let connecting = Pipeline::start(config.pipeline.clone(), &service);
+        let Some(pipeline) = shutdown.unless_requested(connecting).await else {
+            return;
+        };
+        let health_pipeline = pipeline.clone();
+        match crate::telemetry::serve_worker_endpoints(
+            config.metrics_addr,
+            metrics.clone(),
+            move || health_pipeline.health(),
+        )
+        .await
+        {
+            Ok(addr) => {
+                tracing::info!(stage = stage.name(), %addr, "metrics and health endpoints up")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, addr = %config.metrics_addr, "cannot serve metrics")
+            }
+        }
+        let worker = Worker {
+            pipeline,
+            handler: Arc::new(handler),
+            metrics,
+        };
+        tokio::select! {
+            () = worker.run() => {},
+            () = shutdown.requested() => tracing::info!(stage = stage.name(), "stopping"),
+        }
     };
-    tokio::select! {
-        () = worker.run() => {},
-        () = crate::telemetry::shutdown_signal() => tracing::info!(stage = stage.name(), "stopping"),
-    }
+    shutdown.run(body).await;
 }
 
 /// A stage consumer's redelivery settings.

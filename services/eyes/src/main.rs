@@ -39,6 +39,7 @@ impl StageHandler for EyesStage {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
+    let shutdown = avatar_core::shutdown::Shutdown::install();
     let mut env = Env::from_process();
     let config = WorkerConfig::from_env(&mut env, 9103);
     if let Err(e) = env.finish() {
@@ -46,6 +47,7 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     avatar_core::telemetry::init_logging(&config.log_level);
-    avatar_core::worker::serve(config, EyesStage).await;
+    avatar_core::tls::install_crypto_provider();
+    avatar_core::worker::serve(config, EyesStage, &shutdown).await;
     std::process::ExitCode::SUCCESS
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use avatar_core::config::Env;
 use avatar_core::jetstream::Pipeline;
+use avatar_core::shutdown::Shutdown;
 use avatar_core::telemetry::Metrics;
 
 use crate::api::AppState;
@@ -23,6 +24,7 @@ async fn main() -> ExitCode {
         print!("{}", api::openapi_json());
         return ExitCode::SUCCESS;
     }
+    let shutdown = Shutdown::install();
     let config = match GatewayConfig::from_env(Env::from_process()) {
         Ok(c) => c,
         Err(e) => {
@@ -31,6 +33,7 @@ async fn main() -> ExitCode {
         }
     };
     avatar_core::telemetry::init_logging(&config.log_level);
+    avatar_core::tls::install_crypto_provider();
     let store = match avatar_core::storage::open(&config.storage) {
         Ok(s) => s,
         Err(e) => {
@@ -45,17 +48,25 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let pipeline = Pipeline::start(config.pipeline.clone(), "avatar-gateway").await;
-    let app = AppState::new(config, pipeline, store, Metrics::new("gateway"));
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    tracing::info!(%addr, "gateway listening");
-    let served = axum::serve(listener, app.router())
-        .with_graceful_shutdown(avatar_core::telemetry::shutdown_signal())
-        .await;
-    if let Err(e) = served {
+    // Open requests (a sync render waiting on NATS that is gone) get the shutdown grace
+    // period to finish, no more.
+    let body = async {
+        let connecting = Pipeline::start(config.pipeline.clone(), "avatar-gateway");
+        let Some(pipeline) = shutdown.unless_requested(connecting).await else {
+            return Ok(());
+        };
+        let app = AppState::new(config, pipeline, store, Metrics::new("gateway"));
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(%addr, "gateway listening");
+        let stop = shutdown.clone();
+        axum::serve(listener, app.router())
+            .with_graceful_shutdown(async move { stop.requested().await })
+            .await
+    };
+    if let Some(Err(e)) = shutdown.run(body).await {
         eprintln!("avatar-gateway: {e}");
         return ExitCode::from(1);
     }

@@ -29,6 +29,7 @@ impl StageHandler for LipsyncStage {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
+    let shutdown = avatar_core::shutdown::Shutdown::install();
     let mut env = Env::from_process();
     let config = WorkerConfig::from_env(&mut env, 9102);
     if let Err(e) = env.finish() {
@@ -36,6 +37,7 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     avatar_core::telemetry::init_logging(&config.log_level);
-    avatar_core::worker::serve(config, LipsyncStage).await;
+    avatar_core::tls::install_crypto_provider();
+    avatar_core::worker::serve(config, LipsyncStage, &shutdown).await;
     std::process::ExitCode::SUCCESS
 }

@@ -179,6 +179,7 @@ async fn announce_voices(pipeline: Pipeline, voices: Arc<VoiceStore>) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
+    let shutdown = avatar_core::shutdown::Shutdown::install();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -187,6 +188,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     avatar_core::telemetry::init_logging(&config.worker.log_level);
+    avatar_core::tls::install_crypto_provider();
     let voices = match VoiceStore::open(&config.voices_dir, &config.runtime, config.threads) {
         Ok(v) => Arc::new(v),
         Err(e) => {
@@ -227,6 +229,6 @@ async fn main() -> std::process::ExitCode {
         audio_format: config.audio_format,
         bitrate: config.bitrate,
     };
-    avatar_core::worker::serve(config.worker, stage).await;
+    avatar_core::worker::serve(config.worker, stage, &shutdown).await;
     std::process::ExitCode::SUCCESS
 }
