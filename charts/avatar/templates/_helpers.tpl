@@ -29,7 +29,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "avatar.natsUrl" -}}
 {{- if .Values.nats.enabled -}}
-{{ printf "nats://%s-nats:4222" .Release.Name }}
+{{ printf "nats://%s-nats.%s.svc:4222" (include "avatar.fullname" .) .Release.Namespace }}
 {{- else -}}
 {{ .Values.nats.url }}
 {{- end -}}

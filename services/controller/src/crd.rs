@@ -64,6 +64,13 @@ pub enum Phase {
     Failed,
 }
 
+/// The phase's own schema, without the `null` that `Option` would add to its enum: API servers
+/// before 1.23 refuse a CRD with `null` in an enum (kubectl's validation too). An unset phase
+/// is simply absent.
+fn phase_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    <Phase as JsonSchema>::json_schema(generator)
+}
+
 impl Phase {
     pub fn is_final(self) -> bool {
         matches!(self, Phase::Completed | Phase::Failed)
@@ -74,6 +81,7 @@ impl Phase {
 #[serde(rename_all = "camelCase")]
 pub struct AvatarRenderStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "phase_schema")]
     pub phase: Option<Phase>,
     /// The render's id (its cache key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
