@@ -2,7 +2,7 @@
 //! reconciliations are idempotent, but two replicas would publish duplicate events.
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use avatar_controller::{Context, Settings};
@@ -86,21 +86,24 @@ async fn main() -> ExitCode {
             return;
         };
         let metrics = Metrics::new("controller");
-        let connecting = Pipeline::start(config.worker.pipeline, "avatar-controller");
-        let Some(pipeline) = shutdown.unless_requested(connecting).await else {
-            return;
-        };
-        let health_pipeline = pipeline.clone();
+        // Metrics and health answer from the start (health "starting" until NATS is reached).
+        let connected: Arc<OnceLock<Pipeline>> = Arc::default();
+        let health_state = connected.clone();
         match avatar_core::telemetry::serve_worker_endpoints(
             config.worker.metrics_addr,
             metrics.clone(),
-            move || health_pipeline.health(),
+            move || Pipeline::health_of(health_state.get()),
         )
         .await
         {
             Ok(addr) => tracing::info!(%addr, "metrics and health endpoints up"),
             Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
         }
+        let connecting = Pipeline::start(config.worker.pipeline, "avatar-controller");
+        let Some(pipeline) = shutdown.unless_requested(connecting).await else {
+            return;
+        };
+        let _ = connected.set(pipeline.clone());
         let voices = VoiceRegistry::start(pipeline.clone());
         let ctx = Arc::new(Context::new(
             client,

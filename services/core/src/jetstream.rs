@@ -206,6 +206,19 @@ impl Pipeline {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
+    /// The health of a service that may still be connecting (`None`): the endpoints answer
+    /// from the start, so a liveness probe sees a live process while NATS is unreachable
+    /// and a readiness probe sees it is not ready.
+    pub fn health_of(pipeline: Option<&Pipeline>) -> (bool, serde_json::Value) {
+        match pipeline {
+            Some(p) => p.health(),
+            None => (
+                false,
+                serde_json::json!({"status": "starting", "nats_connected": false}),
+            ),
+        }
+    }
+
     /// A worker's or the controller's health: whether NATS is connected, and the JSON body.
     pub fn health(&self) -> (bool, serde_json::Value) {
         let connected = self.connected();

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::AckKind;
@@ -88,16 +88,13 @@ pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H, shutdown: 
     let stage = handler.stage();
     let body = async {
         let metrics = Metrics::new(stage.name());
-        let service = format!("avatar-{}", stage.name());
-        let connecting = Pipeline::start(config.pipeline.clone(), &service);
-        let Some(pipeline) = shutdown.unless_requested(connecting).await else {
-            return;
-        };
-        let health_pipeline = pipeline.clone();
+        // Metrics and health answer from the start (health "starting" until NATS is reached).
+        let connected: Arc<OnceLock<Pipeline>> = Arc::default();
+        let health_state = connected.clone();
         match crate::telemetry::serve_worker_endpoints(
             config.metrics_addr,
             metrics.clone(),
-            move || health_pipeline.health(),
+            move || Pipeline::health_of(health_state.get()),
         )
         .await
         {
@@ -108,6 +105,12 @@ pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H, shutdown: 
                 tracing::error!(error = %e, addr = %config.metrics_addr, "cannot serve metrics")
             }
         }
+        let service = format!("avatar-{}", stage.name());
+        let connecting = Pipeline::start(config.pipeline.clone(), &service);
+        let Some(pipeline) = shutdown.unless_requested(connecting).await else {
+            return;
+        };
+        let _ = connected.set(pipeline.clone());
         let worker = Worker {
             pipeline,
             handler: Arc::new(handler),
