@@ -1,100 +1,104 @@
 #!/usr/bin/env bash
-# End-to-end on a real cluster: kind + Docker. Not run by `make test` (no Docker engine on
-# the project's build machines); run it with `make e2e` where these exist:
-#   docker (a running engine), kind >= 0.20, kubectl, helm >= 3.12, curl, python3
-# It creates a kind cluster, builds and loads the images, installs NATS (official chart,
-# JetStream on), MinIO as the S3 server, and this chart; applies AvatarRenders and waits for
-# them; fetches audio and results through the gateway; checks the HTTP API through a
-# port-forward; and deletes the cluster (KEEP_CLUSTER=1 keeps it).
+# End to end on a real cluster: one suite (e2e/suite.sh), two kinds of cluster.
+#
+#   e2e/run.sh local   a single-node Kubernetes 1.20 cluster built and started here
+#                      (e2e/local_cluster.sh: no Docker, no registry; needs root), inside a
+#                      network namespace of its own, always torn down
+#   e2e/run.sh kind    kind on Docker (docker, kind on PATH), the cluster deleted afterwards
+#                      (KEEP_CLUSTER=1 keeps it)
+#   e2e/run.sh         kind where a Docker engine runs, the local node otherwise
+#
+# Images: on kind, the service images are built with the repository's Dockerfile as users
+# build them; on the local node, e2e/images.py assembles the same images (entrypoints, users,
+# paths and environment read from the Dockerfile) from this machine's build, BIN_DIR (default
+# the debug build that `make test` makes; `make e2e-local` builds it). NATS and SeaweedFS
+# images come from their PyPI wheels on both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-CLUSTER=${CLUSTER:-avatar-e2e}
-NAMESPACE=avatar
-REGISTRY=local.test/avatar
-TAG=e2e
-PORT=${PORT:-18080}
-
-for tool in docker kind kubectl helm curl python3; do
-  command -v "$tool" > /dev/null || { echo "e2e: $tool is required" >&2; exit 2; }
-done
-docker info > /dev/null 2>&1 || { echo "e2e: no Docker engine is running" >&2; exit 2; }
-
-pf_pid=""
-cleanup() {
-  [ -n "$pf_pid" ] && kill "$pf_pid" 2>/dev/null || true
-  if [ "${KEEP_CLUSTER:-0}" != 1 ]; then kind delete cluster --name "$CLUSTER" > /dev/null 2>&1 || true; fi
-}
-trap cleanup EXIT
-step() { echo; echo "== $*"; }
-
-step "kind cluster $CLUSTER"
-kind get clusters 2>/dev/null | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --wait 180s
-kubectl config use-context "kind-$CLUSTER"
-
-step "images"
-for target in gateway tts lipsync eyes controller; do
-  docker build --target "$target" -t "$REGISTRY/avatar-$target:$TAG" .
-  kind load docker-image --name "$CLUSTER" "$REGISTRY/avatar-$target:$TAG"
-done
-
-step "NATS with JetStream"
-helm repo add nats https://nats-io.github.io/k8s/helm/charts/ > /dev/null
-helm upgrade --install nats nats/nats --namespace "$NAMESPACE" --create-namespace \
-  --set config.jetstream.enabled=true --set config.jetstream.fileStore.pvc.size=1Gi --wait --timeout 5m
-
-step "MinIO (S3)"
-kubectl apply --namespace "$NAMESPACE" -f e2e/minio.yaml
-kubectl wait --namespace "$NAMESPACE" --for=condition=complete job/minio-bucket --timeout 5m
-
-step "the avatar chart"
-helm upgrade --install avatar charts/avatar --namespace "$NAMESPACE" \
-  --set image.registry="$REGISTRY" --set image.tag="$TAG" --set image.pullPolicy=Never \
-  --set nats.url="nats://nats.$NAMESPACE:4222" \
-  --set storage.s3.endpoint="http://minio.$NAMESPACE:9000" --set storage.s3.credentialsSecret=avatar-s3 \
-  --set gateway.publicUrl="http://localhost:$PORT" \
-  --set gateway.replicas=1 --set tts.replicas=1 --set tts.threads=1 \
-  --set tts.resources.requests.cpu=500m \
-  --wait --timeout 10m
-
-step "AvatarRender"
-kubectl apply --namespace "$NAMESPACE" -f examples/avatarrender-hello.yaml
-kubectl apply --namespace "$NAMESPACE" -f examples/avatarrender-full.yaml
-kubectl wait --namespace "$NAMESPACE" --for=jsonpath='{.status.phase}'=Completed avatarrender/hello --timeout 5m
-kubectl wait --namespace "$NAMESPACE" --for=jsonpath='{.status.phase}'=Completed avatarrender/welcome-rhubarb --timeout 5m
-kubectl get avatarrenders --namespace "$NAMESPACE"
-kubectl get avatarrender hello --namespace "$NAMESPACE" -o jsonpath='{.status.conditions[0].type}={.status.conditions[0].status}' | grep -qx 'Ready=True'
-kubectl get events --namespace "$NAMESPACE" --field-selector involvedObject.name=hello | grep -q Completed
-
-step "bad specs"
-for bad in tests/k8s/bad/*.yaml; do
-  if kubectl apply --namespace "$NAMESPACE" -f "$bad" > /dev/null 2>&1; then
-    echo "e2e: $bad was accepted" >&2; exit 1
+CACHE=${CACHE:-$HOME/.cache/avatar-pipeline}
+export E2E_TAG=${E2E_TAG:-e2e}
+mode=${1:-auto}
+if [ "$mode" = auto ]; then
+  if command -v docker > /dev/null && docker info > /dev/null 2>&1 && command -v kind > /dev/null; then
+    mode=kind
+  else
+    mode=local
   fi
-done
-kubectl apply --namespace "$NAMESPACE" -f - <<'YAML'
-apiVersion: avatar.pipeline.dev/v1alpha1
-kind: AvatarRender
-metadata: { name: whitespace }
-spec: { text: "   " }
-YAML
-kubectl wait --namespace "$NAMESPACE" --for=jsonpath='{.status.phase}'=Failed avatarrender/whitespace --timeout 2m
-kubectl get avatarrender whitespace --namespace "$NAMESPACE" -o jsonpath='{.status.message}' | grep -q 'spec.text'
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+SERVERS_BIN=$(scripts/setup_servers.sh)
+TOOLS=$(scripts/setup_k8s_tools.sh)
+export SERVERS_BIN HELM="$TOOLS/helm"
+started=$SECONDS
+echo "e2e: the $mode cluster"
 
-step "through the gateway"
-kubectl port-forward --namespace "$NAMESPACE" svc/avatar-gateway "$PORT:8080" > /dev/null 2>&1 &
-pf_pid=$!
-for _ in $(seq 1 60); do curl -sf "http://localhost:$PORT/health" > /dev/null && break; sleep 1; done
-audio=$(kubectl get avatarrender hello --namespace "$NAMESPACE" -o jsonpath='{.status.audioUrl}')
-result=$(kubectl get avatarrender hello --namespace "$NAMESPACE" -o jsonpath='{.status.resultUrl}')
-curl -sf "$audio" | head -c 4 | grep -q OggS
-curl -sf "$result" | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["status"]=="completed" and r["mouth_cues"], r'
-curl -sf "http://localhost:$PORT/health" | python3 -c 'import json,sys; h=json.load(sys.stdin); assert h["status"]=="healthy", h'
-curl -sf "http://localhost:$PORT/v1/voices" | grep -q en_US-joe-medium
-curl -sf -X POST "http://localhost:$PORT/v1/avatar/render" -H 'Content-Type: application/json' \
-  -d '{"text": "Hello through the port-forward."}' | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["status"]=="completed", r'
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://localhost:$PORT/v1/avatar/render" -H 'Content-Type: application/json' -d '{"text": ""}')
-[ "$code" = 422 ]
-
-echo
-echo "e2e: all checks passed"
+case "$mode" in
+  local)
+    export KUBECTL="$TOOLS/kubectl"
+    export BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$CACHE/target}/debug}
+    for b in avatar-gateway avatar-tts avatar-lipsync avatar-eyes avatar-controller; do
+      [ -x "$BIN_DIR/$b" ] || { echo "e2e: $BIN_DIR/$b is not built (make e2e-local builds it)" >&2; exit 2; }
+    done
+    RUNTIME_DIR=$(scripts/setup_runtime.sh)
+    export RUNTIME_DIR VOICES_DIR=${VOICES_DIR:-$(pwd)/voices}
+    [ -f "$VOICES_DIR/en_US-joe-medium.onnx" ] || scripts/download_voices.sh en_US-joe-medium
+    K8S_BIN=$(scripts/k8s_build.sh)
+    export K8S_BIN
+    e2e/images.py "$work/images" "$E2E_TAG" > /dev/null
+    echo "e2e: images built in $((SECONDS - started)) s: $(du -sh "$work/images" | cut -f1)"
+    # What the machine looks like outside the cluster's namespaces, before and after: the
+    # teardown must give it back as it was (kernel settings, files, mounts, cgroups, links,
+    # network namespaces, iptables rules in the machine's own namespace).
+    machine_state() {
+      for s in kernel/panic kernel/panic_on_oops vm/overcommit_memory net/ipv4/ip_forward \
+        net/bridge/bridge-nf-call-iptables; do
+        echo "$s=$(cat "/proc/sys/$s" 2> /dev/null)"
+      done
+      ls -d /var/lib/kubelet /var/lib/cni /run/containerd /var/log/pods /var/log/containers \
+        /run/netns /sys/fs/cgroup/*/kubepods 2> /dev/null || true
+      grep -c -E 'kubelet|containerd|netns' /proc/mounts || true
+      ip -o link show | cut -d: -f2
+      ip netns list
+      iptables-save 2> /dev/null | grep -v '^#' | sed 's/\[[0-9:]*\]//' || true
+    }
+    machine_state > "$work/state.before"
+    status=0
+    GATEWAY_ACCESS=service IMAGES_DIR="$work/images" e2e/local_cluster.sh run "$work/cluster" e2e/suite.sh || status=$?
+    machine_state > "$work/state.after"
+    if ! diff -u "$work/state.before" "$work/state.after"; then
+      echo "e2e: FAIL: the machine is not as it was before the cluster (diff above)" >&2
+      exit 1
+    fi
+    echo "e2e: the machine is as it was before the cluster"
+    [ "$status" = 0 ] || exit "$status"
+    ;;
+  kind)
+    for tool in docker kind; do
+      command -v "$tool" > /dev/null || { echo "e2e: $tool is required" >&2; exit 2; }
+    done
+    export KUBECTL=${KUBECTL:-$TOOLS/kubectl}
+    CLUSTER=${CLUSTER:-avatar-e2e}
+    cleanup() {
+      [ "${KEEP_CLUSTER:-0}" = 1 ] || kind delete cluster --name "$CLUSTER" > /dev/null 2>&1 || true
+      rm -rf "$work"
+    }
+    trap cleanup EXIT
+    kind get clusters 2> /dev/null | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --wait 180s
+    export KUBECONFIG="$work/kubeconfig"
+    kind get kubeconfig --name "$CLUSTER" > "$KUBECONFIG"
+    for target in gateway tts lipsync eyes controller; do
+      docker build --target "$target" -t "localhost/avatar-$target:$E2E_TAG" .
+      kind load docker-image --name "$CLUSTER" "localhost/avatar-$target:$E2E_TAG"
+    done
+    for archive in $(e2e/images.py "$work/images" "$E2E_TAG" nats seaweedfs); do
+      kind load image-archive --name "$CLUSTER" "$archive"
+    done
+    GATEWAY_ACCESS=port-forward e2e/suite.sh
+    ;;
+  *)
+    echo "e2e: unknown cluster '$mode' (local, kind)" >&2
+    exit 2
+    ;;
+esac
+echo "e2e: $mode cluster passed in $((SECONDS - started)) s"

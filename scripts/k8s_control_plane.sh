@@ -68,6 +68,10 @@ case "$verb" in
     [ -z "${EXTRA_TOKENS:-}" ] || cat "$EXTRA_TOKENS" >> "$DIR/pki/tokens.csv"
     advertise=${ADVERTISE_ADDRESS:-127.0.0.1}
     echo "$advertise" > "$DIR/apiserver.address"
+    # A loopback address cannot be the kubernetes Service's endpoint (nothing in a pod could
+    # reach it): without a node, keep that Service without endpoints instead of logging errors.
+    reconciler=lease
+    case "$advertise" in 127.*) reconciler=none ;; esac
     etcd_port=$(free_port)
     peer_port=$(free_port)
     api_port=$(free_port)
@@ -86,7 +90,7 @@ case "$verb" in
 --service-account-issuer=https://kubernetes.default.svc
 --service-account-key-file=$DIR/pki/sa.pub --service-account-signing-key-file=$DIR/pki/sa.key
 --authorization-mode=${AUTHORIZATION_MODE:-RBAC} --token-auth-file=$DIR/pki/tokens.csv --anonymous-auth=false
---allow-privileged=true --profiling=false --endpoint-reconciler-type=none
+--allow-privileged=true --profiling=false --endpoint-reconciler-type=$reconciler
 ${API_EXTRA_ARGS:-}
 ARGS
     start_apiserver
