@@ -227,7 +227,8 @@ async fn reconcile_inner(
         }
     };
     match ctx.voices.check(&spec.voice_id) {
-        VoiceCheck::Known => {}
+        // A remembered voice with no worker live: the job waits in JetStream for one.
+        VoiceCheck::Known | VoiceCheck::Remembered => {}
         VoiceCheck::NoneAnnounced => {
             set_status(
                 obj,

@@ -104,7 +104,7 @@ async fn main() -> ExitCode {
             return;
         };
         let _ = connected.set(pipeline.clone());
-        let voices = VoiceRegistry::start(pipeline.clone());
+        let voices = VoiceRegistry::start(pipeline.clone()).await;
         let ctx = Arc::new(Context::new(
             client,
             pipeline,

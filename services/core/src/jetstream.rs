@@ -19,6 +19,9 @@ pub const RENDERS_BUCKET: &str = "avatar_renders";
 pub const VOICES_BUCKET: &str = "avatar_voices";
 /// How long a worker's voice announcement lives without a refresh.
 pub const VOICES_TTL: Duration = Duration::from_secs(30);
+/// Every voice ever announced, by voice id, kept as long as rendered results are cached: a
+/// request for one is valid while no worker is live, and waits for the next.
+pub const VOICES_SEEN_BUCKET: &str = "avatar_voices_seen";
 /// How far apart two publishes of the same job id count as one.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
@@ -68,6 +71,7 @@ pub struct Pipeline {
     pub jetstream: jetstream::Context,
     pub renders: kv::Store,
     pub voices: kv::Store,
+    pub voices_seen: kv::Store,
     pub config: PipelineConfig,
 }
 
@@ -176,11 +180,22 @@ impl Pipeline {
                 ..Default::default()
             })
             .await?;
+        let voices_seen = js
+            .create_or_update_key_value(kv::Config {
+                bucket: VOICES_SEEN_BUCKET.into(),
+                description: "every voice a tts worker has announced, by voice id".into(),
+                history: 1,
+                max_age: config.cache_ttl,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await?;
         Ok(Self {
             client,
             jetstream: js,
             renders,
             voices,
+            voices_seen,
             config,
         })
     }

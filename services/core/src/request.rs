@@ -77,15 +77,48 @@ pub struct RenderRequest {
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 5000))]
     pub text: String,
     /// A voice id from `/v1/voices`; default `DEFAULT_VOICE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false))]
     pub voice_id: Option<String>,
     /// Speech rate, 0.5 to 2.0; default 1.0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0.5, maximum = 2.0))]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = f64, required = false, minimum = 0.5, maximum = 2.0)
+    )]
     pub speed: Option<f64>,
     /// The mouth-shape vocabulary of the cues; default `basic`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = VisemeSet, required = false))]
     pub viseme_set: Option<VisemeSet>,
+}
+
+/// An optional field that, when present, must hold a value: `null` is refused with the
+/// field named (as the original API's number and string fields do), absence means the
+/// default.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "must not be null (leave the field out for its default)",
+        )),
+    }
 }
 
 /// A validated request: normalised text within the limits, a well-formed voice id, a speed
@@ -212,6 +245,25 @@ mod tests {
 
     fn fields(errors: Vec<FieldError>) -> Vec<String> {
         errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn null_is_refused_and_absence_means_the_default() {
+        for (body, field) in [
+            (r#"{"text": "hi", "speed": null}"#, "speed"),
+            (r#"{"text": "hi", "voice_id": null}"#, "voice_id"),
+            (r#"{"text": "hi", "viseme_set": null}"#, "viseme_set"),
+        ] {
+            let err = serde_json::from_str::<RenderRequest>(body).unwrap_err();
+            assert!(err.to_string().contains("null"), "{field}: {err}");
+        }
+        let absent: RenderRequest = serde_json::from_str(r#"{"text": "hi"}"#).unwrap();
+        assert_eq!(absent, request("hi"));
+        let given: RenderRequest =
+            serde_json::from_str(r#"{"text": "hi", "speed": 1.5, "viseme_set": "oculus"}"#)
+                .unwrap();
+        assert_eq!(given.speed, Some(1.5));
+        assert_eq!(given.viseme_set, Some(VisemeSet::Oculus));
     }
 
     #[test]

@@ -143,8 +143,9 @@ impl Metrics {
 /// The content type of [`Metrics::render`].
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serves `/metrics` and `/health` for a worker on `addr` (port 0: any free port) and
-/// returns the bound address. `health` answers whether the worker is healthy.
+/// Serves a worker's `/metrics`, `/health` and its probes on `addr` (port 0: any free port)
+/// and returns the bound address. `health` answers whether the worker can work (NATS
+/// connected): `/health` and `/readyz` answer with it; `/livez` is 200 while the process runs.
 pub async fn serve_worker_endpoints(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
@@ -166,20 +167,24 @@ pub async fn serve_worker_endpoints(
             }),
         )
         .route(
-            "/health",
-            get(move || {
-                let health = health.clone();
-                async move {
-                    let (ok, body) = health();
-                    let status = if ok {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (status, axum::Json(body))
-                }
-            }),
+            "/livez",
+            get(|| async { axum::Json(serde_json::json!({"status": "alive"})) }),
         );
+    let answer = move || {
+        let health = health.clone();
+        async move {
+            let (ok, body) = health();
+            let status = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(body))
+        }
+    };
+    let app = app
+        .route("/health", get(answer.clone()))
+        .route("/readyz", get(answer));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {

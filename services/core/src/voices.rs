@@ -1,5 +1,11 @@
-//! The voices the tts workers announce, read from the voices bucket every few seconds; the
+//! The voices the tts workers announce, read from the voices buckets every few seconds; the
 //! gateway and the controller check requests against them.
+//!
+//! Two buckets: `avatar_voices` holds each live worker's voices and expires with the worker
+//! ([`VOICES_TTL`]); `avatar_voices_seen` remembers every voice ever announced, for as long as
+//! the render cache lives. With no worker live (all restarting, scaled to zero, or this gateway
+//! just started), a request for a remembered voice is still a valid request: its job waits in
+//! JetStream for the next worker instead of being refused.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -7,84 +13,180 @@ use std::time::Duration;
 
 use crate::VoiceInfo;
 use crate::jetstream::Pipeline;
+#[cfg(doc)]
+use crate::jetstream::VOICES_TTL;
+use async_nats::jetstream::kv;
 use futures::StreamExt;
 
 /// The voice used when neither the request nor `DEFAULT_VOICE` names one, if announced.
 pub const CONTRACT_DEFAULT_VOICE: &str = "en_US-lessac-medium";
 const REFRESH: Duration = Duration::from_secs(2);
+/// How long the first read may take before a service starts anyway (it keeps refreshing).
+const FIRST_READ: Duration = Duration::from_secs(3);
 
+#[derive(Debug, PartialEq, Eq)]
 pub enum VoiceCheck {
+    /// A live worker speaks it.
     Known,
+    /// No live worker speaks it now, but one did: its job waits for the next worker.
+    Remembered,
+    /// Neither live nor ever announced: a client's mistake.
     Unknown { available: Vec<String> },
+    /// No voice was ever announced: nothing can be judged or rendered yet.
     NoneAnnounced,
+}
+
+#[derive(Debug, Default)]
+struct Known {
+    live: Vec<VoiceInfo>,
+    remembered: Vec<VoiceInfo>,
 }
 
 #[derive(Clone, Default)]
 pub struct VoiceRegistry {
-    voices: Arc<RwLock<Vec<VoiceInfo>>>,
+    known: Arc<RwLock<Known>>,
 }
 
 impl VoiceRegistry {
-    /// Starts refreshing from the bucket in the background.
-    pub fn start(pipeline: Pipeline) -> Self {
+    /// Reads both buckets once (for at most a few seconds), then keeps refreshing in the
+    /// background.
+    pub async fn start(pipeline: Pipeline) -> Self {
         let registry = Self::default();
+        let _ = tokio::time::timeout(FIRST_READ, registry.refresh(&pipeline)).await;
         let refreshing = registry.clone();
         tokio::spawn(async move {
             loop {
-                match refreshing.read_all(&pipeline).await {
-                    Ok(voices) => *refreshing.voices.write().expect("voices") = voices,
-                    Err(e) => tracing::debug!(error = %e, "cannot read the voices bucket"),
-                }
                 tokio::time::sleep(REFRESH).await;
+                refreshing.refresh(&pipeline).await;
             }
         });
         registry
     }
 
-    async fn read_all(&self, pipeline: &Pipeline) -> Result<Vec<VoiceInfo>, async_nats::Error> {
-        let mut merged = BTreeMap::new();
-        let mut keys = pipeline.voices.keys().await?;
-        while let Some(key) = keys.next().await {
-            let key = key?;
-            if let Some(value) = pipeline.voices.get(&key).await?
-                && let Ok(list) = serde_json::from_slice::<Vec<VoiceInfo>>(&value)
-            {
-                for voice in list {
-                    merged.insert(voice.voice_id.clone(), voice);
-                }
-            }
+    async fn refresh(&self, pipeline: &Pipeline) {
+        match read_bucket(&pipeline.voices).await {
+            Ok(live) => self.known.write().expect("voices").live = live,
+            Err(e) => tracing::debug!(error = %e, "cannot read the voices bucket"),
         }
-        Ok(merged.into_values().collect())
+        match read_bucket(&pipeline.voices_seen).await {
+            Ok(remembered) => self.known.write().expect("voices").remembered = remembered,
+            Err(e) => tracing::debug!(error = %e, "cannot read the remembered voices"),
+        }
     }
 
+    /// The voices live workers speak.
     pub fn list(&self) -> Vec<VoiceInfo> {
-        self.voices.read().expect("voices").clone()
+        self.known.read().expect("voices").live.clone()
     }
 
-    /// Whether a voice can be spoken, without copying the list.
+    /// How many voices are live and how many are known at all (live or remembered).
+    pub fn counts(&self) -> (usize, usize) {
+        let known = self.known.read().expect("voices");
+        let all = known
+            .remembered
+            .iter()
+            .chain(&known.live)
+            .map(|v| v.voice_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        (known.live.len(), all)
+    }
+
+    /// Whether a voice can be spoken now, later, or not at all.
     pub fn check(&self, voice_id: &str) -> VoiceCheck {
-        let voices = self.voices.read().expect("voices");
-        if voices.is_empty() {
-            VoiceCheck::NoneAnnounced
-        } else if voices.iter().any(|v| v.voice_id == voice_id) {
+        let known = self.known.read().expect("voices");
+        if known.live.iter().any(|v| v.voice_id == voice_id) {
             VoiceCheck::Known
+        } else if known.remembered.iter().any(|v| v.voice_id == voice_id) {
+            VoiceCheck::Remembered
+        } else if known.live.is_empty() && known.remembered.is_empty() {
+            VoiceCheck::NoneAnnounced
         } else {
-            VoiceCheck::Unknown {
-                available: voices.iter().map(|v| v.voice_id.clone()).collect(),
-            }
+            let mut available: Vec<String> = known
+                .live
+                .iter()
+                .chain(&known.remembered)
+                .map(|v| v.voice_id.clone())
+                .collect();
+            available.sort();
+            available.dedup();
+            VoiceCheck::Unknown { available }
         }
     }
 
-    /// `configured`, else the contract's default if announced, else the first announced.
+    /// `configured`, else the contract's default if known, else the first voice known (live
+    /// voices first).
     pub fn default_voice(&self, configured: Option<&str>) -> Option<String> {
         if let Some(v) = configured {
             return Some(v.to_owned());
         }
-        let voices = self.voices.read().expect("voices");
-        voices
-            .iter()
+        let known = self.known.read().expect("voices");
+        let all = || known.live.iter().chain(&known.remembered);
+        all()
             .find(|v| v.voice_id == CONTRACT_DEFAULT_VOICE)
-            .or(voices.first())
+            .or_else(|| all().next())
             .map(|v| v.voice_id.clone())
+    }
+
+    #[cfg(test)]
+    fn with(live: &[&str], remembered: &[&str]) -> Self {
+        let info = |id: &&str| VoiceInfo {
+            voice_id: (*id).into(),
+            language: "en_US".into(),
+            language_name: None,
+            sample_rate: 22050,
+            quality: None,
+        };
+        Self {
+            known: Arc::new(RwLock::new(Known {
+                live: live.iter().map(info).collect(),
+                remembered: remembered.iter().map(info).collect(),
+            })),
+        }
+    }
+}
+
+/// Every value of a voices bucket, merged by voice id (a live entry is one worker's list,
+/// a remembered entry one voice).
+async fn read_bucket(bucket: &kv::Store) -> Result<Vec<VoiceInfo>, async_nats::Error> {
+    let mut merged = BTreeMap::new();
+    let mut keys = bucket.keys().await?;
+    while let Some(key) = keys.next().await {
+        let key = key?;
+        if let Some(value) = bucket.get(&key).await? {
+            let voices = serde_json::from_slice::<Vec<VoiceInfo>>(&value)
+                .or_else(|_| serde_json::from_slice::<VoiceInfo>(&value).map(|v| vec![v]));
+            for voice in voices.into_iter().flatten() {
+                merged.insert(voice.voice_id.clone(), voice);
+            }
+        }
+    }
+    Ok(merged.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_remembered_unknown_and_nothing_at_all() {
+        let registry = VoiceRegistry::with(&["a"], &["a", "b"]);
+        assert_eq!(registry.check("a"), VoiceCheck::Known);
+        assert_eq!(registry.check("b"), VoiceCheck::Remembered);
+        assert_eq!(
+            registry.check("c"),
+            VoiceCheck::Unknown {
+                available: vec!["a".into(), "b".into()]
+            }
+        );
+        assert_eq!(registry.counts(), (1, 2));
+        // Every worker gone: what was announced is still known.
+        let registry = VoiceRegistry::with(&[], &["b"]);
+        assert_eq!(registry.check("b"), VoiceCheck::Remembered);
+        assert_eq!(registry.default_voice(None).as_deref(), Some("b"));
+        assert!(matches!(registry.check("c"), VoiceCheck::Unknown { .. }));
+        let registry = VoiceRegistry::with(&[], &[]);
+        assert_eq!(registry.check("a"), VoiceCheck::NoneAnnounced);
+        assert_eq!(registry.default_voice(None), None);
     }
 }

@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 use utoipa::{OpenApi, ToSchema};
 
 use avatar_core::jetstream::{Pipeline, Stage};
@@ -26,7 +25,11 @@ use avatar_core::{RenderRequest, RenderResult, RenderSpec, RenderStatus, VoiceIn
 use crate::cache::ResponseCache;
 use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorBody};
+use crate::limits::{MAX_WAITERS_PER_RENDER, Refusal, RenderSlots};
 use avatar_core::voices::{VoiceCheck, VoiceRegistry};
+
+/// Why nothing can be rendered on a system where no tts worker ever announced a voice.
+const NO_VOICES_YET: &str = "no tts worker has announced its voices yet";
 
 /// Everything a handler needs, shared behind one `Arc`: handlers get it per request, and
 /// cloning the NATS handles inside per request costs more than the request itself.
@@ -41,7 +44,7 @@ pub struct AppState {
     pub store: Arc<dyn object_store::ObjectStore>,
     pub metrics: Arc<Metrics>,
     /// Renders being waited for; beyond `MAX_CONCURRENT_REQUESTS` requests are shed.
-    pub limiter: Arc<Semaphore>,
+    pub slots: RenderSlots,
     pending_jobs: Mutex<Option<(Instant, u64)>>,
 }
 
@@ -75,6 +78,40 @@ pub struct HealthResponse {
     pub pending_jobs: Option<u64>,
 }
 
+/// Whether a render can be accepted now, and if not, why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyResponse {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Why not (absent when ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub nats_connected: bool,
+    /// Voices live tts workers speak now.
+    pub voices_live: usize,
+    /// Voices known at all (live, or announced before): requests for them are accepted and
+    /// wait for a worker.
+    pub voices_known: usize,
+}
+
+/// The process is up and serving.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveResponse {
+    /// Always `alive`.
+    pub status: &'static str,
+}
+
+/// What polling answers: the completed result, the failure, or the status of a render
+/// still under way (documentation only: the handler writes one of these).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum PollResponse {
+    Completed(RenderResult),
+    Failed(FailedResponse),
+    UnderWay(AcceptedResponse),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VoicesResponse {
     pub voices: Vec<VoiceInfo>,
@@ -83,7 +120,7 @@ pub struct VoicesResponse {
 }
 
 impl AppState {
-    pub fn new(
+    pub async fn new(
         config: GatewayConfig,
         pipeline: Pipeline,
         store: Arc<dyn object_store::ObjectStore>,
@@ -92,8 +129,9 @@ impl AppState {
         let cache = ResponseCache::new(config.cache_bytes, config.pipeline.cache_ttl);
         Arc::new(Self {
             watcher: RecordWatcher::start(pipeline.clone()),
-            voices: VoiceRegistry::start(pipeline.clone()),
-            limiter: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            // The voices known before the first request (remembered ones too).
+            voices: VoiceRegistry::start(pipeline.clone()).await,
+            slots: RenderSlots::new(config.max_concurrent_requests, MAX_WAITERS_PER_RENDER),
             config: Arc::new(config),
             pipeline,
             cache,
@@ -110,6 +148,9 @@ impl AppState {
             .route("/v1/avatar/render/{render_id}", get(poll))
             .route("/v1/voices", get(voices))
             .route("/health", get(health))
+            .route("/livez", get(livez))
+            .route("/readyz", get(readyz))
+            .route("/ready", get(readyz))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
             .route("/audio/{file}", get(crate::audio::serve))
@@ -172,11 +213,11 @@ impl AppState {
                     .unwrap_or(avatar_core::voices::CONTRACT_DEFAULT_VOICE),
             )
             .map_err(ApiError::invalid)?;
+        // Validation came first: a client's mistake is a 4xx whatever the workers' state.
         match self.voices.check(&spec.voice_id) {
-            VoiceCheck::Known => Ok(spec),
-            VoiceCheck::NoneAnnounced => Err(ApiError::unavailable(
-                "no tts worker has announced its voices yet",
-            )),
+            // A remembered voice with no worker live: the job waits durably in JetStream.
+            VoiceCheck::Known | VoiceCheck::Remembered => Ok(spec),
+            VoiceCheck::NoneAnnounced => Err(ApiError::unavailable(NO_VOICES_YET)),
             VoiceCheck::Unknown { available } => {
                 Err(ApiError::invalid(vec![avatar_core::FieldError::new(
                     "voice_id",
@@ -385,17 +426,18 @@ async fn render_sync(
         app.metrics.renders.with_label_values(&["cached"]).inc();
         return Ok(json_bytes(StatusCode::OK, hit));
     }
-    let _permit = app.limiter.clone().try_acquire_owned().map_err(|_| {
+    let _slot = app.slots.enter(&id).map_err(|refusal| {
         app.metrics.renders.with_label_values(&["shed"]).inc();
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!(
+        let message = match refusal {
+            Refusal::Overloaded => format!(
                 "more than {} renders are being waited for; retry shortly",
                 app.config.max_concurrent_requests
             ),
-        )
-        .retry_after(1)
+            Refusal::TooManyWaiters => format!(
+                "more than {MAX_WAITERS_PER_RENDER} requests wait for this very render; retry shortly"
+            ),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
     })?;
     let started = Instant::now();
     // Following the record from before the submission, the submission's own read or write
@@ -474,8 +516,8 @@ async fn render_async(
     path = "/v1/avatar/render/{render_id}",
     params(("render_id" = String, Path, description = "The id from a render response")),
     responses(
-        (status = 200, description = "Completed: the full result; failed: the reason; otherwise the status",
-            body = RenderResult),
+        (status = 200, description = "Completed: the full result; failed: the reason (`error`, and `field` if the request was at fault); pending or rendering: the status and `poll_url`",
+            body = PollResponse),
         (status = 404, description = "No such render", body = ErrorBody),
     )
 )]
@@ -562,6 +604,92 @@ async fn health(State(app): State<App>) -> Response {
         .into_response()
 }
 
+/// What answers before NATS is reached: alive, not ready, unhealthy, and 503 with
+/// `Retry-After` for everything else.
+pub fn starting_router() -> Router {
+    let not_ready = || ReadyResponse {
+        status: "not_ready",
+        reason: Some("connecting to NATS".into()),
+        nats_connected: false,
+        voices_live: 0,
+        voices_known: 0,
+    };
+    Router::new()
+        .route("/livez", get(livez))
+        .route(
+            "/readyz",
+            get(move || async move { (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready())) }),
+        )
+        .route(
+            "/ready",
+            get(move || async move { (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready())) }),
+        )
+        .route(
+            "/health",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(HealthResponse {
+                        status: "unhealthy",
+                        nats_connected: false,
+                        pending_jobs: None,
+                    }),
+                )
+            }),
+        )
+        .fallback(|| async {
+            ApiError::unavailable("the gateway is starting: NATS is not reachable yet")
+        })
+}
+
+/// Liveness: the process serves requests (for a liveness probe; says nothing of NATS).
+#[utoipa::path(get, tag = "service", path = "/livez", responses((status = 200, body = LiveResponse)))]
+async fn livez() -> Json<LiveResponse> {
+    Json(LiveResponse { status: "alive" })
+}
+
+/// Readiness: 200 only when a render can be accepted (NATS reachable, its job queue
+/// answering, and some voice known: live, or announced before and waiting for a worker);
+/// 503 with the reason otherwise. `/ready` is the same.
+#[utoipa::path(
+    get,
+    tag = "service",
+    path = "/readyz",
+    responses(
+        (status = 200, description = "Renders are accepted", body = ReadyResponse),
+        (status = 503, description = "Renders would be refused now; `reason` says why", body = ReadyResponse),
+    )
+)]
+async fn readyz(State(app): State<App>) -> Response {
+    let connected = app.pipeline.connected();
+    let (voices_live, voices_known) = app.voices.counts();
+    let reason = if !connected {
+        Some("NATS is unreachable".to_owned())
+    } else if app.pending_jobs().await.is_none() {
+        Some("the job queue does not answer".to_owned())
+    } else if voices_known == 0 {
+        Some(NO_VOICES_YET.to_owned())
+    } else {
+        None
+    };
+    let ready = reason.is_none();
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(ReadyResponse {
+            status: if ready { "ready" } else { "not_ready" },
+            reason,
+            nats_connected: connected,
+            voices_live,
+            voices_known,
+        }),
+    )
+        .into_response()
+}
+
 /// Prometheus metrics.
 #[utoipa::path(get, tag = "service", path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(app): State<App>) -> Response {
@@ -623,6 +751,8 @@ async fn observe(State(app): State<App>, request: axum::extract::Request, next: 
         poll,
         voices,
         health,
+        livez,
+        readyz,
         metrics,
         crate::audio::serve,
         crate::audio::serve_result
@@ -634,6 +764,9 @@ async fn observe(State(app): State<App>, request: axum::extract::Request, next: 
         FailedResponse,
         ErrorBody,
         HealthResponse,
+        LiveResponse,
+        ReadyResponse,
+        PollResponse,
         VoicesResponse
     ))
 )]

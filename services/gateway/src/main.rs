@@ -7,7 +7,9 @@ mod audio;
 mod cache;
 mod config;
 mod error;
+mod limits;
 
+use std::future::IntoFuture;
 use std::process::ExitCode;
 
 use avatar_core::config::Env;
@@ -48,6 +50,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // Until NATS is reached, a small app answers on the same socket: alive (/livez), not
+    // ready (/readyz says why), everything else 503 with Retry-After.
+    let (startup_listener, listener) = match split_listener(listener) {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("avatar-gateway: cannot share the listening socket: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (connected, connected_signal) = tokio::sync::oneshot::channel::<()>();
+    let startup = tokio::spawn(
+        axum::serve(startup_listener, api::starting_router())
+            .with_graceful_shutdown(async move {
+                let _ = connected_signal.await;
+            })
+            .into_future(),
+    );
+    tracing::info!(%addr, "gateway listening (connecting to NATS)");
     // Open requests (a sync render waiting on NATS that is gone) get the shutdown grace
     // period to finish, no more.
     let body = async {
@@ -55,12 +79,10 @@ async fn main() -> ExitCode {
         let Some(pipeline) = shutdown.unless_requested(connecting).await else {
             return Ok(());
         };
-        let app = AppState::new(config, pipeline, store, Metrics::new("gateway"));
-        let addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        tracing::info!(%addr, "gateway listening");
+        let app = AppState::new(config, pipeline, store, Metrics::new("gateway")).await;
+        let _ = connected.send(());
+        let _ = startup.await;
+        tracing::info!(%addr, "gateway serving the API");
         let stop = shutdown.clone();
         axum::serve(listener, app.router())
             .with_graceful_shutdown(async move { stop.requested().await })
@@ -71,6 +93,18 @@ async fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// Two listeners on one socket: the start-up app's, then the API's.
+fn split_listener(
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<(tokio::net::TcpListener, tokio::net::TcpListener)> {
+    let first = listener.into_std()?;
+    let second = first.try_clone()?;
+    Ok((
+        tokio::net::TcpListener::from_std(first)?,
+        tokio::net::TcpListener::from_std(second)?,
+    ))
 }
 
 #[cfg(test)]

@@ -164,14 +164,30 @@ impl StageHandler for TtsStage {
 }
 
 /// Keeps this worker's voices in the voices bucket while it runs (entries expire after
-/// [`VOICES_TTL`] without a refresh, so a stopped worker's voices disappear).
-async fn announce_voices(pipeline: Pipeline, voices: Arc<VoiceStore>) {
-    let worker_id = format!("tts-{}", random_id());
+/// [`VOICES_TTL`] without a refresh, so a killed worker's voices disappear; a stopped one
+/// withdraws them at once) and remembers each voice in the seen-voices bucket.
+async fn announce_voices(
+    pipeline: Pipeline,
+    voices: Arc<VoiceStore>,
+    worker_id: String,
+    announced: Arc<std::sync::OnceLock<Pipeline>>,
+) {
+    let _ = announced.set(pipeline.clone());
     loop {
         let listed = voices.list();
         let payload = serde_json::to_vec(&listed).expect("voices serialise");
         if let Err(e) = pipeline.voices.put(&worker_id, payload.into()).await {
             tracing::warn!(error = %e, "cannot announce voices");
+        }
+        for voice in &listed {
+            let payload = serde_json::to_vec(voice).expect("a voice serialises");
+            if let Err(e) = pipeline
+                .voices_seen
+                .put(&voice.voice_id, payload.into())
+                .await
+            {
+                tracing::warn!(error = %e, "cannot remember a voice");
+            }
         }
         tokio::time::sleep(VOICES_TTL / 3).await;
     }
@@ -217,9 +233,12 @@ async fn main() -> std::process::ExitCode {
     tracing::info!(voices = ?voices.list().iter().map(|v| &v.voice_id).collect::<Vec<_>>(), "tts worker starting");
     let announcer_voices = voices.clone();
     let pipeline_config = config.worker.pipeline.clone();
+    let worker_id = format!("tts-{}", random_id());
+    let announced: Arc<std::sync::OnceLock<Pipeline>> = Arc::default();
+    let (announcer_id, announcer_state) = (worker_id.clone(), announced.clone());
     tokio::spawn(async move {
         let pipeline = Pipeline::start(pipeline_config, "avatar-tts-voices").await;
-        announce_voices(pipeline, announcer_voices).await;
+        announce_voices(pipeline, announcer_voices, announcer_id, announcer_state).await;
     });
     let stage = TtsStage {
         voices,
@@ -230,5 +249,10 @@ async fn main() -> std::process::ExitCode {
         bitrate: config.bitrate,
     };
     avatar_core::worker::serve(config.worker, stage, &shutdown).await;
+    // Stopped: the voices are no longer spoken here (best effort, NATS may be gone).
+    if let Some(pipeline) = announced.get() {
+        let withdraw = pipeline.voices.delete(&worker_id);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), withdraw).await;
+    }
     std::process::ExitCode::SUCCESS
 }

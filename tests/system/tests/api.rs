@@ -305,7 +305,26 @@ fn bad_input_gets_a_4xx_naming_the_field() {
                 422,
                 "speed",
             ),
-            (json, r#"{"text": "hi", "speed": null}"#.into(), 200, ""),
+            // null is not a number (nor a string): refused, as in the original API.
+            (
+                json,
+                r#"{"text": "hi", "speed": null}"#.into(),
+                422,
+                "speed",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "voice_id": null}"#.into(),
+                422,
+                "voice_id",
+            ),
+            (
+                json,
+                r#"{"text": "hi", "viseme_set": null}"#.into(),
+                422,
+                "viseme_set",
+            ),
+            (json, r#"{"text": null}"#.into(), 422, "text"),
             (
                 json,
                 r#"{"text": "hi", "voice_id": "en_US-nobody-medium"}"#.into(),

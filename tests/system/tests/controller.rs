@@ -161,7 +161,7 @@ async fn context(stack: &Stack) -> (Arc<Context>, ApiServer) {
         "controller-test",
     )
     .await;
-    let voices = VoiceRegistry::start(pipeline.clone());
+    let voices = VoiceRegistry::start(pipeline.clone()).await;
     for _ in 0..100 {
         if !voices.list().is_empty() {
             break;

@@ -213,6 +213,41 @@ fn excess_concurrent_requests_are_shed_with_retry_after() {
 }
 
 #[test]
+fn identical_requests_cost_one_slot_of_the_limit() {
+    // Twelve identical requests are one render: with room for two renders, none is shed.
+    let stack = Stack::start(Options {
+        env: vec![("MAX_CONCURRENT_REQUESTS".into(), "2".into())],
+        ..Default::default()
+    });
+    run(async {
+        let stack = &stack;
+        let body = json!({"text": "Twelve people asked for exactly this sentence at once."});
+        let answers = futures::future::join_all(
+            (0..12).map(|_| async { stack.post("/v1/avatar/render", &body).await }),
+        )
+        .await;
+        let ids: std::collections::HashSet<String> = answers
+            .iter()
+            .map(|(status, body, _)| {
+                assert_eq!(*status, 200, "{body}");
+                check_completed(body);
+                body["render_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1);
+        // And the slot is free again: two other renders at once are both admitted.
+        let others = futures::future::join_all((0..2).map(|i| async move {
+            let body = json!({"text": format!("Another render, number {i}.")});
+            stack.post("/v1/avatar/render", &body).await
+        }))
+        .await;
+        for (status, body, _) in others {
+            assert_eq!(status, 200, "{body}");
+        }
+    });
+}
+
+#[test]
 fn services_started_before_nats_wait_for_it() {
     let stack = Stack::start(Options {
         services_first: true,

@@ -341,6 +341,22 @@ pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Du
     None
 }
 
+/// Polls an async `check` every 100 ms until it holds or `timeout` passes.
+pub async fn wait_for_async<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// How to start a stack.
 #[derive(Clone)]
 pub struct Options {
@@ -460,8 +476,37 @@ impl Stack {
                     .unwrap()
             },
         };
-        stack.wait_ready();
+        if stack.options.tts_workers > 0 {
+            stack.wait_ready();
+        } else {
+            stack.wait_serving();
+        }
         stack
+    }
+
+    /// Until the gateway serves the API (NATS reached), whatever the workers.
+    pub fn wait_serving(&self) {
+        let serving = wait_for(Duration::from_secs(60), || {
+            matches!(blocking_get(&self.url("/health")), Some((200, _)))
+        });
+        assert!(
+            serving.is_some(),
+            "the gateway does not serve:\n{}",
+            self.logs()
+        );
+    }
+
+    /// Stops the gateway (SIGTERM) and starts another with the same settings.
+    pub fn restart_gateway(&mut self) {
+        self.gateway.stop();
+        self.gateway = Process::spawn(
+            "gateway-restarted",
+            &binary("avatar-gateway"),
+            &[],
+            &self.env,
+            self.dir.path(),
+        );
+        self.wait_serving();
     }
 
     pub fn url(&self, path: &str) -> String {
