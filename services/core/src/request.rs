@@ -73,8 +73,12 @@ impl std::str::FromStr for VisemeSet {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenderRequest {
-    /// The text to speak: 1 to 5000 characters after trimming.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 5000))]
+    /// The text to speak: 1 to 5000 characters after trimming (so at least one that is not
+    /// whitespace).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 5000, pattern = r"\S")
+    )]
     pub text: String,
     /// A voice id from `/v1/voices`; default `DEFAULT_VOICE`.
     #[serde(
@@ -82,7 +86,16 @@ pub struct RenderRequest {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, required = false))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            value_type = String,
+            required = false,
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+        )
+    )]
     pub voice_id: Option<String>,
     /// Speech rate, 0.5 to 2.0; default 1.0.
     #[serde(
