@@ -374,7 +374,10 @@ async fn complete(
     cached: bool,
 ) -> Result<(), Error> {
     let generation = obj.metadata.generation;
-    let Some(mut result) = record.result.clone() else {
+    let stored = avatar_core::spill::load_result(&ctx.store, record)
+        .await
+        .map_err(|e| Error::Store(e.to_string()))?;
+    let Some(mut result) = stored else {
         return Err(Error::Records(format!(
             "render {} is completed without a result",
             record.render_id

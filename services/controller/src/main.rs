@@ -22,7 +22,7 @@ struct Config {
 fn config() -> Result<Config, avatar_core::config::ConfigError> {
     let mut env = Env::from_process();
     let worker = WorkerConfig::from_env(&mut env, 9104);
-    let storage = StorageConfig::from_env(&mut env);
+    let storage = worker.storage.clone();
     let audio_base_url = env
         .string("AUDIO_BASE_URL", "http://localhost:8080/audio")
         .trim_end_matches('/')

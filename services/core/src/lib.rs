@@ -14,6 +14,7 @@ pub mod render;
 pub mod render_id;
 pub mod request;
 pub mod shutdown;
+pub mod spill;
 pub mod storage;
 pub mod submit;
 pub mod telemetry;

@@ -33,6 +33,10 @@ pub struct RenderRecord {
     pub updated_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<RenderResult>,
+    /// Where the result is when it was too large to keep in the record (an object key; see
+    /// [`crate::spill`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
 }
@@ -48,6 +52,7 @@ impl RenderRecord {
             submitted_at_ms: now,
             updated_at_ms: now,
             result: None,
+            result_file: None,
             failure: None,
         }
     }
@@ -96,6 +101,10 @@ pub struct Job {
     /// write).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
+    /// Where the stage outputs are (timeline, cues) when they did not fit in the message: an
+    /// object key (see [`crate::spill`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_file: Option<String>,
 }
 
 /// The tts stage's output: one synthesis run's audio (by key) and its timeline.
@@ -106,6 +115,8 @@ pub struct Speech {
     /// The audio file's name in the object store (`audio/<name>`).
     pub audio_file: String,
     pub duration_ms: u64,
+    /// Empty in a message whose payload is stored elsewhere (`Job::payload_file`).
+    #[serde(default)]
     pub timeline: PhonemeTimeline,
 }
 
@@ -120,6 +131,7 @@ impl Job {
             speech: None,
             mouth_cues: None,
             revision: Some(revision),
+            payload_file: None,
         }
     }
 
@@ -133,6 +145,7 @@ impl Job {
             submitted_at_ms: self.submitted_at_ms,
             updated_at_ms: now_ms(),
             result: None,
+            result_file: None,
             failure: None,
         }
     }

@@ -5,6 +5,7 @@
 //! synthesis. A failed record, or a pending one older than its lease, is taken over with a
 //! compare-and-set on the KV revision, so exactly one of several racing requests resubmits.
 
+use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 
@@ -129,12 +130,18 @@ async fn queue(
 }
 
 /// Publishes a job to a stage and waits for JetStream to store it.
-pub async fn publish(
+pub async fn publish(pipeline: &Pipeline, stage: Stage, job: &Job) -> Result<(), PublishError> {
+    let payload = serde_json::to_vec(job).expect("a job serialises");
+    publish_bytes(pipeline, stage, job, payload).await
+}
+
+/// Publishes `job` already serialised as `payload` (see [`crate::spill::job_message`]).
+pub async fn publish_bytes(
     pipeline: &Pipeline,
     stage: Stage,
     job: &Job,
-) -> Result<(), async_nats::Error> {
-    let payload = serde_json::to_vec(job)?;
+    payload: Vec<u8>,
+) -> Result<(), PublishError> {
     let message = PublishMessage::build()
         .payload(payload.into())
         .message_id(job.message_id(stage));

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
 use futures::StreamExt;
 
-use crate::config::{Env, PipelineConfig};
+use crate::config::{Env, PipelineConfig, StorageConfig};
 use crate::jetstream::{JOBS_STREAM, Pipeline, Stage};
 use crate::record::{Failure, Job, RenderRecord, now_ms};
 use crate::shutdown::Shutdown;
@@ -63,6 +64,8 @@ pub trait StageHandler: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub pipeline: PipelineConfig,
+    /// The object store: audio, and stage outputs too large for a message.
+    pub storage: StorageConfig,
     /// Where `/metrics` and `/health` are served (port 0: any free port).
     pub metrics_addr: SocketAddr,
     pub log_level: String,
@@ -75,6 +78,7 @@ impl WorkerConfig {
             env.parse("METRICS_HOST", std::net::Ipv4Addr::UNSPECIFIED.into());
         Self {
             pipeline: PipelineConfig::from_env(env),
+            storage: StorageConfig::from_env(env),
             metrics_addr: SocketAddr::new(host, port),
             log_level: env.string("LOG_LEVEL", "info"),
         }
@@ -111,8 +115,16 @@ pub async fn serve<H: StageHandler>(config: WorkerConfig, handler: H, shutdown: 
             return;
         };
         let _ = connected.set(pipeline.clone());
+        let store = match crate::storage::open(&config.storage) {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the object store");
+                return;
+            }
+        };
         let worker = Worker {
             pipeline,
+            store,
             handler: Arc::new(handler),
             metrics,
         };
@@ -133,6 +145,8 @@ struct Limits {
 
 pub struct Worker<H> {
     pub pipeline: Pipeline,
+    /// Where stage outputs too large for a message go (see [`crate::spill`]).
+    pub store: Arc<dyn object_store::ObjectStore>,
     pub handler: Arc<H>,
     pub metrics: Arc<Metrics>,
 }
@@ -238,6 +252,20 @@ impl<H: StageHandler> Worker<H> {
         let span = tracing::info_span!("job", stage = stage.name(), render_id = %job.render_id, attempt = delivered);
         let _enter = span.enter();
         tracing::debug!("job received");
+        // A job whose timeline or cues were too large for the message: fetch them (a store
+        // that does not answer now may answer on the next delivery).
+        if let Err(e) = crate::spill::restore_job(&self.store, &mut job).await {
+            let reason = format!("cannot read the job's stored payload: {e}");
+            self.fail_or_retry(
+                &message,
+                &job,
+                StageError::Failed(reason),
+                delivered,
+                limits,
+            )
+            .await;
+            return;
+        }
 
         // Tell JetStream we are alive while the stage runs.
         let ack_wait = limits.ack_wait;
@@ -294,14 +322,7 @@ impl<H: StageHandler> Worker<H> {
         let result = match outcome {
             Ok(Outcome::Next(next)) => {
                 let next_stage = stage.next().expect("only the last stage completes renders");
-                crate::submit::publish(&self.pipeline, next_stage, &next)
-                    .await
-                    .map_err(|e| {
-                        StageError::Failed(format!(
-                            "cannot queue the {} job: {e}",
-                            next_stage.name()
-                        ))
-                    })
+                self.pass_on(&next, next_stage).await
             }
             Ok(Outcome::Completed(result)) => {
                 self.finish(&job, RenderStatus::Completed, Some(result), None)
@@ -322,22 +343,63 @@ impl<H: StageHandler> Worker<H> {
                     "job done"
                 );
             }
-            Err(StageError::Rejected {
+            Err(e) => {
+                self.fail_or_retry(&message, &job, e, delivered, limits)
+                    .await
+            }
+        }
+    }
+
+    /// Publishes the next stage's job, its large parts stored beside the audio. An error
+    /// that cannot go away on a retry (a message over the server's limit) fails the render.
+    async fn pass_on(&self, next: &Job, stage: Stage) -> Result<(), StageError> {
+        let budget = crate::spill::inline_budget(&self.pipeline);
+        let payload = crate::spill::job_message(&self.store, next, stage, budget)
+            .await
+            .map_err(|e| StageError::Failed(format!("cannot store the job's payload: {e}")))?;
+        crate::submit::publish_bytes(&self.pipeline, stage, next, payload)
+            .await
+            .map_err(|e| {
+                let message = format!("cannot queue the {} job: {e}", stage.name());
+                if e.kind() == PublishErrorKind::MaxPayloadExceeded {
+                    StageError::Rejected {
+                        message,
+                        field: None,
+                    }
+                } else {
+                    StageError::Failed(message)
+                }
+            })
+    }
+
+    /// A failed job: the render fails now if the error is permanent (or the attempts are
+    /// used up), otherwise the job is redelivered after a back-off.
+    async fn fail_or_retry(
+        &self,
+        message: &async_nats::jetstream::Message,
+        job: &Job,
+        error: StageError,
+        delivered: i64,
+        limits: Limits,
+    ) {
+        let stage = self.handler.stage();
+        match error {
+            StageError::Rejected {
                 message: reason,
                 field,
-            }) => {
+            } => {
                 tracing::info!(%reason, "render rejected");
                 let failure = Failure {
                     message: reason,
                     field,
                 };
                 let _ = self
-                    .finish(&job, RenderStatus::Failed, None, Some(failure))
+                    .finish(job, RenderStatus::Failed, None, Some(failure))
                     .await;
                 let _ = message.ack_with(AckKind::Term).await;
                 self.count("rejected");
             }
-            Err(StageError::Failed(reason)) if delivered >= limits.max_deliver => {
+            StageError::Failed(reason) if delivered >= limits.max_deliver => {
                 tracing::warn!(%reason, attempts = delivered, "render failed for good");
                 let failure = Failure {
                     message: format!(
@@ -348,12 +410,12 @@ impl<H: StageHandler> Worker<H> {
                     field: None,
                 };
                 let _ = self
-                    .finish(&job, RenderStatus::Failed, None, Some(failure))
+                    .finish(job, RenderStatus::Failed, None, Some(failure))
                     .await;
                 let _ = message.ack_with(AckKind::Term).await;
                 self.count("failed");
             }
-            Err(StageError::Failed(reason)) => {
+            StageError::Failed(reason) => {
                 let delay = Duration::from_millis(500 * 2u64.pow(delivered.clamp(1, 6) as u32 - 1));
                 tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "attempt failed; retrying");
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
@@ -393,9 +455,19 @@ impl<H: StageHandler> Worker<H> {
         result: Option<RenderResult>,
         failure: Option<Failure>,
     ) -> Result<(), StageError> {
+        // A result too large for a KV value is stored beside the audio, the record names it.
+        let mut stored = RenderRecord {
+            result: result.clone(),
+            ..job.record()
+        };
+        let budget = crate::spill::inline_budget(&self.pipeline);
+        crate::spill::store_large_result(&self.store, &mut stored, budget)
+            .await
+            .map_err(|e| StageError::Failed(format!("cannot store the result: {e}")))?;
         let finished = |mut record: RenderRecord| {
             record.status = status;
-            record.result = result.clone();
+            record.result = stored.result.clone();
+            record.result_file = stored.result_file.clone();
             record.failure = failure.clone();
             record.updated_at_ms = now_ms();
             record

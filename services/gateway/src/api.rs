@@ -232,19 +232,32 @@ impl AppState {
     }
 
     /// The completed result of a record, with the audio URL made absolute.
-    fn completed_result(&self, record: &RenderRecord) -> Option<RenderResult> {
-        let mut result = record.result.clone()?;
+    async fn completed_result(&self, record: &RenderRecord) -> Result<RenderResult, ApiError> {
+        // In the record, or (a very large one) stored beside the audio.
+        let mut result = avatar_core::spill::load_result(&self.store, record)
+            .await
+            .map_err(|e| {
+                tracing::warn!(render_id = %record.render_id, error = %e, "cannot read a stored result");
+                ApiError::unavailable(format!("the result store is unavailable: {e}"))
+            })?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "corrupt_record",
+                    "completed without a result",
+                )
+            })?;
         if !result.audio_url.contains("://") {
             result.audio_url = format!("{}/{}", self.config.audio_base_url, result.audio_url);
         }
-        Some(result)
+        Ok(result)
     }
 
     /// Answers with a record: completed (and remembered), failed, or still under way.
-    fn answer(&self, record: &RenderRecord, cached: bool, sync: bool) -> Response {
+    async fn answer(&self, record: &RenderRecord, cached: bool, sync: bool) -> Response {
         match record.status {
-            RenderStatus::Completed => match self.completed_result(record) {
-                Some(mut result) => {
+            RenderStatus::Completed => match self.completed_result(record).await {
+                Ok(mut result) => {
                     let serialise = |result: &RenderResult| -> Bytes {
                         serde_json::to_vec(result)
                             .expect("a result serialises")
@@ -266,12 +279,7 @@ impl AppState {
                         .inc();
                     json_bytes(StatusCode::OK, body)
                 }
-                None => ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "corrupt_record",
-                    "completed without a result",
-                )
-                .into_response(),
+                Err(e) => e.into_response(),
             },
             RenderStatus::Failed => {
                 self.metrics.renders.with_label_values(&["failed"]).inc();
@@ -448,7 +456,7 @@ async fn render_sync(
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     if let Submitted::Cached(record) = &submitted {
         app.metrics.cache_hits.with_label_values(&["kv"]).inc();
-        return Ok(app.answer(record, true, true));
+        return Ok(app.answer(record, true, true).await);
     }
     let submit_time = started.elapsed();
     if let Some(revision) = submitted.revision() {
@@ -459,7 +467,7 @@ async fn render_sync(
         .await
         .unwrap_or_else(|| submitted.record().clone());
     let waited = started.elapsed();
-    let response = app.answer(&record, false, true);
+    let response = app.answer(&record, false, true).await;
     tracing::debug!(
         render_id = %id,
         submit_ms = submit_time.as_secs_f64() * 1000.0,
@@ -556,7 +564,7 @@ async fn poll(State(app): State<App>, Path(render_id): Path<String>) -> Result<R
     } else {
         record
     };
-    Ok(app.answer(&record, true, false))
+    Ok(app.answer(&record, true, false).await)
 }
 
 /// The voices the tts workers can speak.

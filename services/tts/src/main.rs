@@ -28,7 +28,7 @@ impl Config {
     fn from_env() -> Result<Self, avatar_core::config::ConfigError> {
         let mut env = Env::from_process();
         let worker = WorkerConfig::from_env(&mut env, 9101);
-        let storage = StorageConfig::from_env(&mut env);
+        let storage = worker.storage.clone();
         // The seed's PIPER_MODEL (a model path) names a voices directory and a default voice.
         let piper_model = env.optional("PIPER_MODEL").map(PathBuf::from);
         let voices_dir = env
