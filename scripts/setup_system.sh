@@ -13,11 +13,12 @@
 #                                      iptables, conntrack, the pause image's static build)
 #
 # Several tasks may be named at once. Idempotent and quick when nothing is missing.
+# `scripts/setup_system.sh --list TASK...` prints the packages instead, one per line.
 set -euo pipefail
 
 packages_for() {
   case "$1" in
-    build) echo cmake pkg-config curl ;;
+    build) echo cmake curl ;;
     test) echo ffmpeg opus-tools chromium curl ;;
     k8s) echo golang-1.19-go rsync jq etcd-server golang-github-modern-go-reflect2-dev openssl dpkg-dev ;;
     node) echo containerd runc containernetworking-plugins iptables conntrack iproute2 util-linux dnsmasq-base libc6-dev gcc ;;
@@ -25,6 +26,11 @@ packages_for() {
   esac
 }
 
+if [ "${1:-}" = --list ]; then
+  shift
+  for task in "$@"; do packages_for "$task" | tr ' ' '\n'; done | sort -u
+  exit 0
+fi
 [ $# -gt 0 ] || set -- build test
 missing=()
 for task in "$@"; do
