@@ -154,6 +154,19 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits until an event with `reason` has been recorded about `name`.
+    fn wait_event(&self, name: &str, reason: &str, timeout: Duration) {
+        let started = Instant::now();
+        while !self.events(name).iter().any(|(_, r, _)| r == reason) {
+            assert!(
+                started.elapsed() < timeout,
+                "no {reason} event for {name}: {:?}",
+                self.events(name)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn controller_metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let text = self.stack.worker_metrics(&self.controller);
         common::metric(&text, name, labels).unwrap_or(0.0)
@@ -393,6 +406,9 @@ fn controller_and_api_server_restarts_resume_each_render_exactly_once() {
         r#"{text: "The controller that submitted this render is killed while the speech is synthesised. Its successor reads the render id from the status and waits for that very render, so it is synthesised exactly once."}"#,
     ));
     let rendering = cluster.wait_phase("resumed", "Rendering", Duration::from_secs(30));
+    // Events are best effort: one the killed process had not yet sent is lost, so the kill
+    // comes after it (the status, written first, is what the successor relies on).
+    cluster.wait_event("resumed", "Submitted", Duration::from_secs(10));
     cluster.controller.kill();
     cluster.restart_controller();
     let done = cluster.wait_phase("resumed", "Completed", Duration::from_secs(120));
