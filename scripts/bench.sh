@@ -14,6 +14,11 @@ cargo build --release -j "${JOBS:-2}" -p avatar-render --bin avatar-render --exa
 target=${CARGO_TARGET_DIR:-target}/release
 python3 scripts/bench.py "$target/examples/bench" "$target/avatar-render" "$VENV/bin/python" "$VOICES_DIR" "$VOICE"
 
+# Lip-sync accuracy of the same build, per text and viseme set (the check `make test` runs,
+# with its bars): pocketsphinx forced alignment of each rendered corpus text.
+cargo test --release -j "${JOBS:-2}" -p avatar-render --test lipsync_accuracy -- --nocapture 2>&1 |
+  sed -n '/^Lip-sync against/,/^test /p' | grep -v '^test '
+
 # The distributed pipeline: overhead, cache hits (wrk), scaling with tts workers.
 command -v wrk > /dev/null || { echo "bench: installing wrk" >&2; ${SUDO:-} apt-get install -y -qq wrk > /dev/null; }
 cargo build --release -j "${JOBS:-2}" --workspace --bins

@@ -87,6 +87,31 @@ pub fn is_silence_symbol(c: char) -> bool {
     )
 }
 
+/// Symbols that make no sound of their own but change the one around them: stress and length
+/// marks, tone digits and diacritics.
+pub fn is_mark(c: char) -> bool {
+    matches!(
+        c,
+        'ˈ' | 'ˌ'
+            | 'ː'
+            | 'ˑ'
+            | '˞'
+            | 'ʲ'
+            | 'ʰ'
+            | 'ˤ'
+            | '0'..='9'
+            | '\u{300}'..='\u{36f}'
+    )
+}
+
+/// Plosives: sounds whose closure is silent before the burst (p, t, k and their kin).
+pub fn is_plosive(c: char) -> bool {
+    matches!(
+        c,
+        'p' | 'b' | 't' | 'd' | 'k' | 'g' | 'ɡ' | 'q' | 'ɢ' | 'c' | 'ɟ' | 'ʈ' | 'ɖ' | 'ʔ'
+    )
+}
+
 /// A stretch of silence in the audio, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pause {

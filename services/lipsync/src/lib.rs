@@ -15,10 +15,20 @@ use avatar_core::{MouthCue, PhonemeTimeline, VisemeSet};
 use phonetics::{Consonant, Sound, Stress, Vowel, classify};
 
 /// Shortest cue, in milliseconds: about three frames at 60 fps. Shorter sounds are folded
-/// into a neighbour (closures are lengthened instead, so the lips visibly meet).
+/// into a neighbour; closures never are (see [`MIN_CLOSURE_MS`]).
 pub const MIN_CUE_MS: f64 = 40.0;
-/// A word break at least this long is a pause, and the mouth rests in it.
-pub const WORD_PAUSE_MS: f64 = 90.0;
+/// Shortest closure (p, b, m), about one frame at 50 to 60 fps: the lips stay closed for the
+/// closure's own duration, and only a closure shorter than a frame is lengthened (from its
+/// neighbours' time) so that a renderer cannot skip it. Lengthening them to [`MIN_CUE_MS`]
+/// kept the lips shut into the next vowel.
+pub const MIN_CLOSURE_MS: f64 = 20.0;
+/// A word break at least this long is a pause, and the mouth rests in it. Word breaks are
+/// mostly sound, not pauses: measured in the audio, breaks of 90 to 150 ms at speed 0.6 were
+/// as loud as the speech around them (-17 to -44 dB), and the silent ones were the closure
+/// of a stop starting the next word. Taking breaks of 90 ms for pauses shut the mouth in
+/// the middle of vowels at slow speeds; only a break longer than any seen in running speech
+/// is one.
+pub const WORD_PAUSE_MS: f64 = 250.0;
 /// Weight of a consonant that borrows the neighbouring vowel's shape, relative to the vowel.
 const COARTICULATION: f32 = 0.6;
 
@@ -41,9 +51,16 @@ struct Unit {
     word: usize,
 }
 
+/// Folds the timeline's symbols into sounding units. What each symbol without a sound of its
+/// own gives its time to was measured against the audio (README, "Lip-sync accuracy"): a
+/// stress mark sounds like the vowel it precedes (the vowel is already loud there), a length
+/// mark or diacritic like the sound it follows, a short word break like the end of the word
+/// before it.
 fn units(t: &PhonemeTimeline) -> Vec<Unit> {
     let mut units: Vec<Unit> = Vec::with_capacity(t.phonemes.len());
     let mut pending_stress = None;
+    // Where the stress marks before the next sound began: that sound starts there.
+    let mut pending_onset: Option<f64> = None;
     let mut word = 0;
     for p in &t.phonemes {
         let (start, end) = (t.ms(p.start_sample), t.ms(p.end_sample));
@@ -59,6 +76,7 @@ fn units(t: &PhonemeTimeline) -> Vec<Unit> {
         match sound {
             Sound::Silence => {
                 word += 1;
+                let start = pending_onset.take().unwrap_or(start);
                 match units.last_mut() {
                     Some(last) if last.sound == Sound::Silence => last.end = end,
                     _ => units.push(Unit {
@@ -70,12 +88,27 @@ fn units(t: &PhonemeTimeline) -> Vec<Unit> {
                     }),
                 }
             }
-            Sound::WordBreak | Sound::Stress(_) | Sound::Modifier => {
-                if let Sound::Stress(s) = sound {
-                    pending_stress = Some(s);
+            Sound::Stress(s) => {
+                pending_stress = Some(s);
+                pending_onset.get_or_insert(start);
+                if units.is_empty() {
+                    units.push(Unit {
+                        start,
+                        end,
+                        sound: Sound::Silence,
+                        stress: None,
+                        word,
+                    });
+                    pending_onset = None;
                 }
+            }
+            Sound::WordBreak | Sound::Modifier => {
                 if sound == Sound::WordBreak {
                     word += 1;
+                }
+                if pending_onset.is_some() {
+                    // After a stress mark: the time goes to the sound that follows.
+                    continue;
                 }
                 match units.last_mut() {
                     Some(last) => last.end = end,
@@ -93,7 +126,16 @@ fn units(t: &PhonemeTimeline) -> Vec<Unit> {
                     Sound::Vowel(_) => pending_stress.take(),
                     _ => None,
                 };
+                let start = pending_onset.take().unwrap_or(start);
                 match units.last_mut() {
+                    // An h after a pause is breath: the aligner hears the pause go on, and
+                    // the mouth opens with the vowel that follows.
+                    Some(last)
+                        if last.sound == Sound::Silence
+                            && sound == Sound::Consonant(Consonant::Glottal) =>
+                    {
+                        last.end = end;
+                    }
                     // A doubled sound ("ææ", "tt") is one longer sound.
                     Some(last) if last.sound == sound && last.word == word => {
                         last.end = end;
@@ -109,6 +151,12 @@ fn units(t: &PhonemeTimeline) -> Vec<Unit> {
                 }
             }
         }
+    }
+    // Stress marks with no sound after them: the last unit takes their time.
+    if pending_onset.is_some()
+        && let (Some(last), Some(p)) = (units.last_mut(), t.phonemes.last())
+    {
+        last.end = t.ms(p.end_sample);
     }
     units
 }
@@ -227,7 +275,12 @@ fn smooth(segments: &mut Vec<Segment>) {
             .map(|(i, _)| i);
         let Some(i) = shortest else { break };
 
-        if segments[i].kind == Kind::Closure && lengthen(segments, i) {
+        if segments[i].kind == Kind::Closure {
+            // Kept whatever happens: lengthened to a frame if it is shorter and the
+            // neighbours can spare it, else as it is.
+            if segments[i].duration() < MIN_CLOSURE_MS {
+                lengthen(segments, i);
+            }
             segments[i].fixed = true;
             continue;
         }
@@ -250,10 +303,10 @@ fn smooth(segments: &mut Vec<Segment>) {
     merge_equal(segments);
 }
 
-/// Takes time from the neighbours so a closure lasts [`MIN_CUE_MS`]; false if they cannot
-/// spare it.
+/// Takes time from the neighbours so a closure lasts [`MIN_CLOSURE_MS`]; false if they
+/// cannot spare it.
 fn lengthen(segments: &mut [Segment], i: usize) -> bool {
-    let need = MIN_CUE_MS - segments[i].duration();
+    let need = MIN_CLOSURE_MS - segments[i].duration();
     let spare = |s: &Segment| {
         if s.fixed && s.kind == Kind::Rest {
             s.duration() * 0.5

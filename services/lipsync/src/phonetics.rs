@@ -93,19 +93,7 @@ pub fn classify(symbol: char) -> Option<Sound> {
         ' ' => Sound::WordBreak,
         'ˈ' => Sound::Stress(Stress::Primary),
         'ˌ' => Sound::Stress(Stress::Secondary),
-        'ː'
-        | 'ˑ'
-        | '˞'
-        | 'ʲ'
-        | 'ʰ'
-        | 'ˤ'
-        | '↓'
-        | '\u{327}'
-        | '\u{303}'
-        | '\u{32a}'
-        | '\u{32f}'
-        | '\u{329}'
-        | '0'..='9' => Sound::Modifier,
+        c if avatar_core::timeline::is_mark(c) => Sound::Modifier,
 
         'a' | 'ɑ' | 'ɒ' => V(Vw::OpenBack),
         'æ' | 'ɶ' => V(Vw::OpenFront),

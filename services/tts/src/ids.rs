@@ -14,6 +14,8 @@ pub const PAD: &str = "_";
 pub struct PhonemeGroup {
     pub phoneme: String,
     pub ids: Vec<i64>,
+    /// How many of `ids` are the trailing pad (`_`) Piper puts after every phoneme.
+    pub pad_ids: usize,
 }
 
 /// The groups of one sentence. Phonemes the map lacks are skipped, as Piper skips them.
@@ -23,6 +25,7 @@ pub fn phoneme_groups(map: &HashMap<String, Vec<i64>>, phonemes: &[char]) -> Vec
     let with_pad = |phoneme: String, ids: &Vec<i64>| PhonemeGroup {
         phoneme,
         ids: ids.iter().chain(pad).copied().collect(),
+        pad_ids: pad.len(),
     };
     let mut groups = Vec::with_capacity(phonemes.len() + 2);
     groups.push(with_pad(BOS.into(), &map[BOS]));
@@ -35,6 +38,7 @@ pub fn phoneme_groups(map: &HashMap<String, Vec<i64>>, phonemes: &[char]) -> Vec
     groups.push(PhonemeGroup {
         phoneme: EOS.into(),
         ids: map[EOS].clone(),
+        pad_ids: 0,
     });
     groups
 }
