@@ -1,35 +1,31 @@
 //! Reconciling AvatarRender resources.
 //!
 //! A new spec generation is validated exactly like an HTTP request, then submitted through
-//! the same code the gateway uses (`avatar_core::submit`): a cached render completes at once;
+//! the same code the gateway uses (`avatar_runtime::submit`): a cached render completes at once;
 //! otherwise the resource goes `Rendering` and is requeued until its render record is final.
 //! A completed render's full result is stored in the object store and the status points at
 //! it. Bad specs end `Failed` with the field named and are not retried; transient errors
 //! (Kubernetes or NATS unreachable) requeue with exponential back-off.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use avatar_core::jetstream::Pipeline;
-use avatar_core::record::RenderRecord;
-use avatar_core::shutdown::Shutdown;
-use avatar_core::storage::result_key;
-use avatar_core::submit::{SubmitError, Submitted, stale, submit};
-use avatar_core::telemetry::Metrics;
-use avatar_core::voices::{CONTRACT_DEFAULT_VOICE, VoiceCheck, VoiceRegistry};
-use avatar_core::{FieldError, RenderRequest, RenderStatus, render_id};
+use avatar_domain::voice::CONTRACT_DEFAULT_VOICE;
+use avatar_domain::{FieldError, RenderRequest, RenderStatus, render_id};
+use avatar_runtime::record::RenderRecord;
+use avatar_runtime::shutdown::Shutdown;
+use avatar_runtime::submit::{Submitted, stale, submit};
+use avatar_runtime::voices::VoiceCheck;
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
-use object_store::{ObjectStore, ObjectStoreExt};
-use serde_json::json;
 
+use crate::context::{Context, Error};
 use crate::crd::{AvatarRender, AvatarRenderStatus, Phase};
+use crate::status::{complete, fail, publish, ready, rendering, set_status};
 
 /// How often a rendering resource looks at its render record.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -37,69 +33,6 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const VOICES_WAIT: Duration = Duration::from_secs(5);
 /// Back-off after transient errors: 1 s, 2 s, 4 s ... at most this.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// The controller's name in events and field managers.
-pub const CONTROLLER_NAME: &str = "avatar-controller";
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error(transparent)]
-    Submit(#[from] SubmitError),
-    #[error("the render store is unavailable: {0}")]
-    Records(String),
-    #[error("the object store is unavailable: {0}")]
-    Store(String),
-}
-
-/// Where the controller's answers point.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Prefix of audio URLs (the gateway's `/audio`).
-    pub audio_base_url: String,
-    /// Prefix of result URLs (the gateway's `/results`).
-    pub results_base_url: String,
-    pub default_voice: Option<String>,
-}
-
-/// Everything a reconciliation needs.
-pub struct Context {
-    pub client: kube::Client,
-    pub pipeline: Pipeline,
-    pub voices: VoiceRegistry,
-    pub store: Arc<dyn ObjectStore>,
-    pub settings: Settings,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
-}
-
-impl Context {
-    pub fn new(
-        client: kube::Client,
-        pipeline: Pipeline,
-        voices: VoiceRegistry,
-        store: Arc<dyn ObjectStore>,
-        settings: Settings,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let reporter = Reporter {
-            controller: CONTROLLER_NAME.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
-            pipeline,
-            voices,
-            store,
-            settings,
-            metrics,
-            failures: Mutex::default(),
-        }
-    }
-}
-
 /// Runs the controller until a stop is asked for and the reconciliations under way end
 /// (the caller bounds how long that may take: see `Shutdown::run`).
 pub async fn run(ctx: Arc<Context>, shutdown: &Shutdown) {
@@ -144,14 +77,17 @@ pub async fn reconcile(obj: Arc<AvatarRender>, ctx: Arc<Context>) -> Result<Acti
         .with_label_values(&[label])
         .observe(started.elapsed().as_secs_f64());
     if outcome.is_ok() {
-        ctx.failures.lock().expect("failures").remove(&key(&obj));
+        ctx.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key(&obj));
     }
     outcome.map(|(action, _)| action)
 }
 
 /// Transient errors: retry with exponential back-off per resource.
 pub fn error_policy(obj: Arc<AvatarRender>, error: &Error, ctx: Arc<Context>) -> Action {
-    let mut failures = ctx.failures.lock().expect("failures");
+    let mut failures = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
     let n = failures.entry(key(&obj)).or_insert(0);
     *n += 1;
     let delay = Duration::from_secs(1 << (*n - 1).min(16)).min(MAX_BACKOFF);
@@ -195,12 +131,7 @@ async fn reconcile_inner(
         && status.phase == Some(Phase::Rendering)
         && let Some(id) = status.render_id.as_deref()
     {
-        let value = ctx
-            .pipeline
-            .renders
-            .get(id)
-            .await
-            .map_err(|e| Error::Records(e.to_string()))?;
+        let value = ctx.pipeline.renders.get(id).await.map_err(Error::Records)?;
         // An unreadable or vanished record is submitted again from the spec, below.
         if let Some(record) = value.and_then(|v| RenderRecord::from_bytes(&v).ok()) {
             return follow(obj, ctx, record).await;
@@ -299,10 +230,7 @@ async fn follow(
             Ok((Action::await_change(), "completed"))
         }
         RenderStatus::Failed => {
-            let failure = record.failure.unwrap_or(avatar_core::record::Failure {
-                message: "the render failed".into(),
-                field: None,
-            });
+            let failure = record.reason();
             let message = match &failure.field {
                 Some(field) => format!("{}: {}", spec_field(field), failure.message),
                 None => failure.message,
@@ -320,7 +248,7 @@ async fn follow(
 async fn resubmit(
     obj: &AvatarRender,
     ctx: &Context,
-    spec: avatar_core::RenderSpec,
+    spec: avatar_domain::RenderSpec,
 ) -> Result<(Action, &'static str), Error> {
     let submitted = submit(&ctx.pipeline, spec).await?;
     let id = &submitted.record().render_id;
@@ -337,151 +265,4 @@ async fn resubmit(
     )
     .await;
     Ok((Action::requeue(POLL_INTERVAL), "submitted"))
-}
-
-fn ready(ok: bool, reason: &str, message: &str, generation: Option<i64>) -> Condition {
-    Condition {
-        type_: "Ready".into(),
-        status: if ok { "True" } else { "False" }.into(),
-        reason: reason.into(),
-        message: message.into(),
-        observed_generation: generation,
-        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
-    }
-}
-
-fn rendering(record: &RenderRecord, generation: Option<i64>) -> AvatarRenderStatus {
-    AvatarRenderStatus {
-        phase: Some(Phase::Rendering),
-        render_id: Some(record.render_id.clone()),
-        message: Some("rendering".into()),
-        observed_generation: generation,
-        conditions: vec![ready(
-            false,
-            "Rendering",
-            "the render is queued or in progress",
-            generation,
-        )],
-        ..Default::default()
-    }
-}
-
-/// Stores the full result and reports it.
-async fn complete(
-    obj: &AvatarRender,
-    ctx: &Context,
-    record: &RenderRecord,
-    cached: bool,
-) -> Result<(), Error> {
-    let generation = obj.metadata.generation;
-    let stored = avatar_core::spill::load_result(&ctx.store, record)
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?;
-    let Some(mut result) = stored else {
-        return Err(Error::Records(format!(
-            "render {} is completed without a result",
-            record.render_id
-        )));
-    };
-    if !result.audio_url.contains("://") {
-        result.audio_url = format!("{}/{}", ctx.settings.audio_base_url, result.audio_url);
-    }
-    result.cached = cached;
-    let body = serde_json::to_vec(&result).expect("a result serialises");
-    ctx.store
-        .put(&result_key(&record.render_id), body.into())
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?;
-    let status = AvatarRenderStatus {
-        phase: Some(Phase::Completed),
-        render_id: Some(record.render_id.clone()),
-        audio_url: Some(result.audio_url.clone()),
-        duration_ms: Some(result.duration_ms),
-        mouth_cue_count: Some(result.mouth_cues.len() as u32),
-        eye_event_count: Some(result.eye_events.len() as u32),
-        result_url: Some(format!(
-            "{}/{}.json",
-            ctx.settings.results_base_url, record.render_id
-        )),
-        cached: Some(cached),
-        message: Some(format!(
-            "{} ms of speech{}",
-            result.duration_ms,
-            if cached { ", from the cache" } else { "" }
-        )),
-        observed_generation: generation,
-        conditions: vec![ready(
-            true,
-            "Completed",
-            "the render is complete",
-            generation,
-        )],
-    };
-    set_status(obj, ctx, status).await?;
-    let note = format!(
-        "render {} completed: {} ms of speech, {} mouth cues{}",
-        record.render_id,
-        result.duration_ms,
-        result.mouth_cues.len(),
-        if cached { " (cached)" } else { "" }
-    );
-    publish(ctx, obj, EventType::Normal, "Completed", &note).await;
-    Ok(())
-}
-
-/// Ends the resource `Failed` with the reason.
-async fn fail(
-    obj: &AvatarRender,
-    ctx: &Context,
-    reason: &str,
-    message: &str,
-    render_id: Option<&str>,
-) -> Result<(), Error> {
-    let generation = obj.metadata.generation;
-    set_status(
-        obj,
-        ctx,
-        AvatarRenderStatus {
-            phase: Some(Phase::Failed),
-            render_id: render_id.map(str::to_owned),
-            message: Some(message.to_owned()),
-            observed_generation: generation,
-            conditions: vec![ready(false, reason, message, generation)],
-            ..Default::default()
-        },
-    )
-    .await?;
-    publish(ctx, obj, EventType::Warning, reason, message).await;
-    Ok(())
-}
-
-async fn set_status(
-    obj: &AvatarRender,
-    ctx: &Context,
-    status: AvatarRenderStatus,
-) -> Result<(), Error> {
-    let api: Api<AvatarRender> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = json!({ "status": status });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Events are best effort: a refused event does not fail the reconciliation.
-async fn publish(ctx: &Context, obj: &AvatarRender, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1024).collect()),
-        action: "Render".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "cannot publish an event");
-    }
 }

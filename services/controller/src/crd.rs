@@ -6,14 +6,14 @@
 //! status holds the outcome's summary; the cues and eye events stay in the object store, at
 //! `status.resultUrl`, not in etcd.
 
-use avatar_core::VisemeSet;
+use avatar_domain::VisemeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 fn default_speed() -> f64 {
-    avatar_core::DEFAULT_SPEED
+    avatar_domain::DEFAULT_SPEED
 }
 
 /// What to render: the HTTP API's request, in Kubernetes field names.
@@ -36,19 +36,19 @@ pub struct AvatarRenderSpec {
     /// The text to speak: 1 to 5000 characters. The schema bounds the text as written; the
     /// controller, like the HTTP API, also refuses text that is empty or too long once
     /// whitespace at its ends is trimmed.
-    #[schemars(length(min = 1, max = avatar_core::MAX_TEXT_CHARS))]
+    #[schemars(length(min = 1, max = avatar_domain::MAX_TEXT_CHARS))]
     pub text: String,
     /// A voice id, as the gateway's `/v1/voices` lists them; default: the pipeline's default
     /// voice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        length(min = 1, max = avatar_core::MAX_VOICE_ID_CHARS),
+        length(min = 1, max = avatar_domain::MAX_VOICE_ID_CHARS),
         regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
     )]
     pub voice_id: Option<String>,
     /// Speech rate, 0.5 to 2.0.
     #[serde(default = "default_speed")]
-    #[schemars(range(min = avatar_core::MIN_SPEED, max = avatar_core::MAX_SPEED))]
+    #[schemars(range(min = avatar_domain::MIN_SPEED, max = avatar_domain::MAX_SPEED))]
     pub speed: f64,
     /// The mouth-shape vocabulary of the cues.
     #[serde(default)]

@@ -1,10 +1,15 @@
 //! The AvatarRender custom resource and its controller: renders requested with
 //! `kubectl apply`, carried out by the same pipeline and submission code as the HTTP API.
 
+pub mod config;
+pub mod context;
 pub mod controller;
 pub mod crd;
+mod status;
 
-pub use controller::{Context, Settings, error_policy, reconcile};
+pub use config::{ControllerConfig, Settings};
+pub use context::{Context, Error};
+pub use controller::{error_policy, reconcile};
 pub use crd::{AvatarRender, AvatarRenderSpec, AvatarRenderStatus, Phase};
 
 /// The CustomResourceDefinition as YAML, as committed in `crd/avatarrender.yaml`.

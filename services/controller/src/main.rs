@@ -5,63 +5,26 @@ use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use avatar_controller::{Context, Settings};
-use avatar_core::config::{Env, StorageConfig};
-use avatar_core::jetstream::Pipeline;
-use avatar_core::shutdown::Shutdown;
-use avatar_core::telemetry::Metrics;
-use avatar_core::voices::VoiceRegistry;
-use avatar_core::worker::WorkerConfig;
-
-struct Config {
-    worker: WorkerConfig,
-    storage: StorageConfig,
-    settings: Settings,
-}
-
-fn config() -> Result<Config, avatar_core::config::ConfigError> {
-    let mut env = Env::from_process();
-    let worker = WorkerConfig::from_env(&mut env, 9104);
-    let storage = worker.storage.clone();
-    let audio_base_url = env
-        .string("AUDIO_BASE_URL", "http://localhost:8080/audio")
-        .trim_end_matches('/')
-        .to_owned();
-    // The gateway serves results next to audio: .../audio -> .../results.
-    let derived = match audio_base_url.strip_suffix("/audio") {
-        Some(base) => format!("{base}/results"),
-        None => format!("{audio_base_url}/../results"),
-    };
-    let results_base_url = env
-        .string("RESULTS_BASE_URL", &derived)
-        .trim_end_matches('/')
-        .to_owned();
-    let default_voice = env.default_voice();
-    env.finish()?;
-    Ok(Config {
-        worker,
-        storage,
-        settings: Settings {
-            audio_base_url,
-            results_base_url,
-            default_voice,
-        },
-    })
-}
+use avatar_controller::{Context, ControllerConfig};
+use avatar_runtime::config::Env;
+use avatar_runtime::jetstream::Pipeline;
+use avatar_runtime::shutdown::Shutdown;
+use avatar_runtime::telemetry::Metrics;
+use avatar_runtime::voices::VoiceRegistry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let shutdown = Shutdown::install();
-    let config = match config() {
+    let config = match ControllerConfig::from_env(Env::from_process()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("avatar-controller: {e}");
             return ExitCode::from(2);
         }
     };
-    avatar_core::telemetry::init_logging(&config.worker.log_level);
-    avatar_core::tls::install_crypto_provider();
-    let store = match avatar_core::storage::open(&config.storage) {
+    avatar_runtime::telemetry::init_logging(&config.worker.log_level);
+    avatar_runtime::tls::install_crypto_provider();
+    let store = match avatar_runtime::storage::open(&config.worker.storage) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("avatar-controller: {e}");
@@ -89,7 +52,7 @@ async fn main() -> ExitCode {
         // Metrics and health answer from the start (health "starting" until NATS is reached).
         let connected: Arc<OnceLock<Pipeline>> = Arc::default();
         let health_state = connected.clone();
-        match avatar_core::telemetry::serve_worker_endpoints(
+        match avatar_runtime::telemetry::serve_worker_endpoints(
             config.worker.metrics_addr,
             metrics.clone(),
             move || Pipeline::health_of(health_state.get()),

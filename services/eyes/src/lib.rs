@@ -6,7 +6,7 @@
 //! The events are drawn from a generator seeded by the render id, so one render always gets
 //! the same events and a cached render replays identically.
 
-use avatar_core::{EyeEvent, EyeEventType, Pause, PhonemeTimeline, SaccadeDirection};
+use avatar_domain::{EyeEvent, EyeEventType, Pause, PhonemeTimeline, SaccadeDirection};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use sha2::{Digest, Sha256};

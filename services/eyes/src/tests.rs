@@ -1,4 +1,4 @@
-use avatar_core::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
+use avatar_domain::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
 
 use super::*;
 

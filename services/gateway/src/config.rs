@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use avatar_core::config::{ConfigError, Env, PipelineConfig, StorageConfig};
+use avatar_runtime::config::{ConfigError, Env, PipelineConfig, StorageConfig};
 
 pub const DEFAULT_PORT: u16 = 8080;
-pub const DEFAULT_AUDIO_BASE_URL: &str = "http://localhost:8080/audio";
 pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 10;
 /// Largest request body: 5000 characters of up to 4 UTF-8 bytes, JSON escapes and the
@@ -40,10 +39,7 @@ impl GatewayConfig {
         let storage = StorageConfig::from_env(&mut env);
         let host: std::net::IpAddr = env.parse("HOST", std::net::Ipv4Addr::UNSPECIFIED.into());
         let port = env.parse("PORT", DEFAULT_PORT);
-        let audio_base_url = env
-            .string("AUDIO_BASE_URL", DEFAULT_AUDIO_BASE_URL)
-            .trim_end_matches('/')
-            .to_owned();
+        let audio_base_url = env.audio_base_url();
         let sync_timeout = env.seconds("SYNC_TIMEOUT_SECONDS", DEFAULT_SYNC_TIMEOUT, 1);
         let max_concurrent_requests =
             env.parse("MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
@@ -53,7 +49,7 @@ impl GatewayConfig {
         let max_body_bytes = env.parse("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES);
         let cache_bytes = env.parse("GATEWAY_CACHE_MB", DEFAULT_CACHE_MB) * 1024 * 1024;
         let default_voice = env.default_voice();
-        let log_level = env.string("LOG_LEVEL", "info");
+        let log_level = env.log_level();
         let web_dir = std::path::PathBuf::from(env.string("WEB_DIR", "web-demo"));
         let web_dir = web_dir.join("index.html").is_file().then_some(web_dir);
         env.finish()?;

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use avatar_core::FieldError;
+use avatar_domain::FieldError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -5,7 +5,7 @@
 //! [`MAX_WAITERS_PER_RENDER`], which bounds the waiters on any one render separately).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -43,7 +43,7 @@ impl RenderSlots {
 
     /// A share of `render_id`'s permit: the one its other waiters hold, or a new one.
     pub fn enter(&self, render_id: &str) -> Result<Slot, Refusal> {
-        let mut held = self.held.lock().expect("render slots");
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = held.get(render_id).and_then(Weak::upgrade) {
             // `slot` itself is one of the counted references.
             if Arc::strong_count(&slot) > self.max_waiters {

@@ -2,28 +2,34 @@
 //!
 //! `avatar-gateway --openapi` prints the OpenAPI document (committed as `openapi.json`).
 
-mod api;
-mod audio;
 mod cache;
 mod config;
 mod error;
+mod files;
 mod limits;
+mod openapi;
+mod parse;
+mod renders;
+mod responses;
+mod routes;
+mod service;
+mod state;
 
 use std::future::IntoFuture;
 use std::process::ExitCode;
 
-use avatar_core::config::Env;
-use avatar_core::jetstream::Pipeline;
-use avatar_core::shutdown::Shutdown;
-use avatar_core::telemetry::Metrics;
+use avatar_runtime::config::Env;
+use avatar_runtime::jetstream::Pipeline;
+use avatar_runtime::shutdown::Shutdown;
+use avatar_runtime::telemetry::Metrics;
 
-use crate::api::AppState;
 use crate::config::GatewayConfig;
+use crate::state::AppState;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("--openapi") {
-        print!("{}", api::openapi_json());
+        print!("{}", openapi::openapi_json());
         return ExitCode::SUCCESS;
     }
     let shutdown = Shutdown::install();
@@ -34,9 +40,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    avatar_core::telemetry::init_logging(&config.log_level);
-    avatar_core::tls::install_crypto_provider();
-    let store = match avatar_core::storage::open(&config.storage) {
+    avatar_runtime::telemetry::init_logging(&config.log_level);
+    avatar_runtime::tls::install_crypto_provider();
+    let store = match avatar_runtime::storage::open(&config.storage) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("avatar-gateway: {e}");
@@ -65,7 +71,7 @@ async fn main() -> ExitCode {
     };
     let (connected, connected_signal) = tokio::sync::oneshot::channel::<()>();
     let startup = tokio::spawn(
-        axum::serve(startup_listener, api::starting_router())
+        axum::serve(startup_listener, service::starting_router())
             .with_graceful_shutdown(async move {
                 let _ = connected_signal.await;
             })
@@ -84,7 +90,7 @@ async fn main() -> ExitCode {
         let _ = startup.await;
         tracing::info!(%addr, "gateway serving the API");
         let stop = shutdown.clone();
-        axum::serve(listener, app.router())
+        axum::serve(listener, routes::router(app))
             .with_graceful_shutdown(async move { stop.requested().await })
             .await
     };
@@ -116,7 +122,7 @@ mod tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
                 .unwrap_or_default();
         assert!(
-            committed == crate::api::openapi_json(),
+            committed == crate::openapi::openapi_json(),
             "services/gateway/openapi.json is stale: run `make openapi` and commit it"
         );
     }

@@ -86,14 +86,14 @@ pub fn classify(symbol: char) -> Option<Sound> {
     use Consonant as C;
     use Sound::{Consonant as Cons, Vowel as V};
     use Vowel as Vw;
-    if avatar_core::timeline::is_silence_symbol(symbol) {
+    if avatar_domain::timeline::is_silence_symbol(symbol) {
         return Some(Sound::Silence);
     }
     Some(match symbol {
         ' ' => Sound::WordBreak,
         'ˈ' => Sound::Stress(Stress::Primary),
         'ˌ' => Sound::Stress(Stress::Secondary),
-        c if avatar_core::timeline::is_mark(c) => Sound::Modifier,
+        c if avatar_domain::timeline::is_mark(c) => Sound::Modifier,
 
         'a' | 'ɑ' | 'ɒ' => V(Vw::OpenBack),
         'æ' | 'ɶ' => V(Vw::OpenFront),

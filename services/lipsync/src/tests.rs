@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use avatar_core::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
+use avatar_domain::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
 
 use super::*;
 

@@ -1,6 +1,6 @@
 //! The three viseme sets and how each sound class maps into them.
 
-use avatar_core::VisemeSet;
+use avatar_domain::VisemeSet;
 
 use crate::phonetics::{Consonant, Vowel};
 

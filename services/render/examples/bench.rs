@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use avatar_core::RenderRequest;
+use avatar_domain::RenderRequest;
 use avatar_render::{Engine, EngineConfig};
 use tts::{AudioFormat, RuntimePaths};
 

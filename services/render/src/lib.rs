@@ -8,12 +8,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use avatar_core::{
-    FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, RenderStatus, render_id,
+use avatar_domain::{
+    FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, render_id,
 };
-use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceInfo, VoiceStore};
+use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceStore};
 
-pub use avatar_core::voices::CONTRACT_DEFAULT_VOICE;
+pub use avatar_domain::voice::CONTRACT_DEFAULT_VOICE;
+use avatar_domain::voice::default_voice;
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
@@ -77,30 +78,18 @@ impl Engine {
     /// Loads the native runtime and opens the voices directory; voices load on first use.
     pub fn new(config: EngineConfig) -> Result<Self, TtsError> {
         let voices = VoiceStore::open(&config.voices_dir, &config.runtime, config.threads)?;
-        let default_voice = match &config.default_voice {
-            Some(v) => v.clone(),
-            None => {
-                let installed = voices.list();
-                installed
-                    .iter()
-                    .find(|v| v.voice_id == CONTRACT_DEFAULT_VOICE)
-                    .or(installed.first())
-                    .map_or_else(|| CONTRACT_DEFAULT_VOICE.to_owned(), |v| v.voice_id.clone())
-            }
-        };
+        let installed = voices.list();
+        let default_voice = default_voice(
+            config.default_voice.as_deref(),
+            installed.iter().map(|v| v.voice_id.as_str()),
+        )
+        .unwrap_or(CONTRACT_DEFAULT_VOICE)
+        .to_owned();
         Ok(Self {
             voices,
             config,
             default_voice,
         })
-    }
-
-    pub fn default_voice(&self) -> &str {
-        &self.default_voice
-    }
-
-    pub fn voices(&self) -> Vec<VoiceInfo> {
-        self.voices.list()
     }
 
     /// The voice `voice_id`, loaded on first use.
@@ -149,17 +138,15 @@ impl Engine {
         time(&mut stages.mouth_cues);
         let eye_events = eyes::eye_events(&synthesis.timeline, &id);
         time(&mut stages.eye_events);
-        let result = RenderResult {
-            audio_url: audio_url(&id, audio.format),
-            render_id: id,
-            status: RenderStatus::Completed,
-            duration_ms: synthesis.duration_ms(),
+        let result = RenderResult::completed(
+            id.clone(),
+            audio_url(&id, audio.format),
+            synthesis.duration_ms(),
+            spec.viseme_set,
             mouth_cues,
             eye_events,
-            cached: false,
-            processing_time_ms: started.elapsed().as_millis() as u64,
-            viseme_set: spec.viseme_set,
-        };
+            started.elapsed().as_millis() as u64,
+        );
         Ok(Rendered {
             result,
             audio,

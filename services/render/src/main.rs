@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use avatar_core::{RenderRequest, VisemeSet};
+use avatar_domain::{RenderRequest, VisemeSet};
 use avatar_render::{Engine, EngineConfig, RenderError};
 use clap::Parser;
 use tts::{AudioFormat, RuntimePaths};
@@ -45,18 +45,22 @@ struct Args {
     #[arg(long)]
     timeline: bool,
     /// Directory of Piper voices.
-    #[arg(long, env = "VOICES_DIR", default_value = "voices")]
+    #[arg(long, env = "VOICES_DIR", default_value = tts::voice::DEFAULT_VOICES_DIR)]
     voices_dir: PathBuf,
     /// onnxruntime threads (default: all cores).
     #[arg(long, env = "TTS_THREADS")]
     threads: Option<usize>,
 }
 
+/// The command's log filter without `LOG_LEVEL`: quieter than the services', a command
+/// prints only what went wrong.
+const DEFAULT_LOG_LEVEL: &str = "warn";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_LEVEL)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -97,16 +101,14 @@ fn run(args: Args) -> Result<(), Failure> {
     let viseme_set: VisemeSet = args
         .viseme_set
         .parse()
-        .map_err(|e: avatar_core::FieldError| Failure::Usage(e.to_string()))?;
+        .map_err(|e: avatar_domain::FieldError| Failure::Usage(e.to_string()))?;
     let request = RenderRequest {
         text,
         voice_id: args.voice.clone(),
         speed: Some(args.speed),
         viseme_set: Some(viseme_set),
     };
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args.threads.unwrap_or_else(tts::voice::default_threads);
     let engine = Engine::new(EngineConfig {
         voices_dir: args.voices_dir.clone(),
         runtime: RuntimePaths::from_env(),
@@ -124,9 +126,9 @@ fn run(args: Args) -> Result<(), Failure> {
     let loading = std::time::Instant::now();
     engine
         .preload(&spec.voice_id)
-        .map_err(|e| match e.field() {
-            Some(_) => Failure::Usage(RenderError::from(e).to_string()),
-            None => Failure::Render(e.to_string()),
+        .map_err(|e| match RenderError::from(e) {
+            e @ RenderError::Invalid(_) => Failure::Usage(e.to_string()),
+            e => Failure::Render(e.to_string()),
         })?;
     let load_ms = loading.elapsed().as_millis();
 

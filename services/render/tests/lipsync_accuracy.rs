@@ -14,18 +14,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use avatar_core::{RenderRequest, VisemeSet};
+use avatar_domain::{RenderRequest, VisemeSet};
 use avatar_render::{Engine, EngineConfig};
 use serde_json::{Value, json};
 use tts::{AudioFormat, RuntimePaths};
 
-const VOICE: &str = "en_US-joe-medium";
 const OVERALL_BAR: f64 = 0.95;
 const PER_TEXT_BAR: f64 = 0.90;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use avatar_test_support::{VOICE, voices_dir, workspace};
 
 fn test_tools() -> PathBuf {
     let out = Command::new(workspace().join("scripts/setup_test_tools.sh"))
@@ -47,11 +44,8 @@ fn cues_agree_with_a_forced_alignment_of_the_audio() {
         .unwrap_or_else(|| workspace().join("tests/lipsync/corpus.json"));
     let corpus: Value =
         serde_json::from_str(&std::fs::read_to_string(&corpus_file).unwrap()).unwrap();
-    let voices_dir = std::env::var_os("VOICES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("voices"));
     let engine = Engine::new(EngineConfig {
-        voices_dir,
+        voices_dir: voices_dir(),
         runtime: RuntimePaths::from_env(),
         threads: 2,
         audio_format: AudioFormat::Ogg,

@@ -2,22 +2,17 @@
 //! voice, checked by the files it writes and by independent decoders.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use avatar_core::{EyeEventType, RenderResult, RenderStatus, VisemeSet};
+use avatar_domain::{EyeEventType, RenderResult, RenderStatus, VisemeSet};
 
-const VOICE: &str = "en_US-joe-medium";
+use avatar_test_support::{VOICE, voices_dir};
+
 const PARAGRAPH: &str = "The old lighthouse keeper climbed the spiral stairs every evening. \
     He polished the great lens until it shone, and he watched the fishing boats come home \
     across the bay. Some nights the fog rolled in so thick that he could barely see his own \
     hands; still, he kept the lamp burning.";
-
-fn voices_dir() -> PathBuf {
-    std::env::var_os("VOICES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../voices")))
-}
 
 fn avatar_render(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_avatar-render"))
@@ -52,28 +47,7 @@ fn render_ok(args: &[&str], stdin: Option<&str>) -> RenderResult {
 fn read_result(dir: &Path) -> RenderResult {
     let json = std::fs::read_to_string(dir.join("render.json")).unwrap();
     // Exactly the contract's fields plus viseme_set, nothing else.
-    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort();
-    assert_eq!(
-        keys,
-        [
-            "audio_url",
-            "cached",
-            "duration_ms",
-            "eye_events",
-            "mouth_cues",
-            "processing_time_ms",
-            "render_id",
-            "status",
-            "viseme_set"
-        ]
-    );
+    avatar_test_support::assert_result_fields(&serde_json::from_str(&json).unwrap());
     serde_json::from_str(&json).unwrap()
 }
 
@@ -217,20 +191,8 @@ fn renders_a_paragraph_in_sync_with_its_audio() {
     );
 
     // An independent decoder accepts the file.
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(dir.path().join("audio.ogg"))
-        .output()
-        .expect("ffprobe");
-    assert!(probe.status.success());
-    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "opus");
+    let probe = avatar_test_support::probe(&dir.path().join("audio.ogg"));
+    assert_eq!(probe.codec, "opus");
 }
 
 #[test]
@@ -358,16 +320,7 @@ fn bad_input_is_refused_with_the_field_named() {
 #[test]
 fn a_voice_file_that_is_not_a_model_is_named() {
     let voices = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        voices_dir().join(format!("{VOICE}.onnx.json")),
-        voices.path().join("broken.onnx.json"),
-    )
-    .unwrap();
-    std::fs::write(
-        voices.path().join("broken.onnx"),
-        b"this is not an onnx model",
-    )
-    .unwrap();
+    avatar_test_support::broken_voice(voices.path(), "broken");
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_avatar-render"))
         .args(["--text", "hi", "--voice", "broken", "--out"])

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use crate::espeak::PhonemizeError;
 
 /// Everything that can stop a synthesis. Which of these is the client's doing
-/// ([`TtsError::is_client_error`]) decides between a 4xx and a failed render.
+/// ([`TtsError::field`]) decides between a 4xx naming the field and a failed render.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TtsError {
     #[error("unknown voice {voice:?}; available: {}", available.join(", "))]
@@ -32,16 +32,8 @@ pub enum TtsError {
 }
 
 impl TtsError {
-    /// True when the request itself is at fault (unknown voice, nothing to speak), so the
-    /// answer is a 4xx naming the field rather than a failed render.
-    pub fn is_client_error(&self) -> bool {
-        matches!(
-            self,
-            TtsError::UnknownVoice { .. } | TtsError::NothingToSpeak
-        )
-    }
-
-    /// The request field a client error is about.
+    /// The request field to blame when the request itself is at fault (an unknown voice,
+    /// nothing to speak); `None` when the pipeline is.
     pub fn field(&self) -> Option<&'static str> {
         match self {
             TtsError::UnknownVoice { .. } => Some("voice_id"),

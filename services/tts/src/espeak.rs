@@ -12,7 +12,7 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -65,34 +65,50 @@ struct State {
 static PHONEMIZER: OnceLock<Phonemizer> = OnceLock::new();
 static LOADING: Mutex<()> = Mutex::new(());
 
+/// The espeak-ng library at `library` and the three functions used from it.
+fn open_library(
+    library: &Path,
+) -> Result<
+    (
+        libloading::Library,
+        InitializeFn,
+        SetVoiceFn,
+        TextToPhonemesFn,
+    ),
+    PhonemizeError,
+> {
+    let load_error = |reason: String| PhonemizeError::Load {
+        path: library.to_owned(),
+        reason,
+    };
+    // SAFETY: loading espeak-ng runs no initialisers with preconditions of ours.
+    let lib =
+        unsafe { libloading::Library::new(library) }.map_err(|e| load_error(e.to_string()))?;
+    // SAFETY: the signatures match espeak-ng's speak_lib.h and piper's patch.
+    let (initialize, set_voice, text_to_phonemes) = unsafe {
+        (
+            *lib.get::<InitializeFn>(b"espeak_Initialize\0")
+                .map_err(|e| load_error(e.to_string()))?,
+            *lib.get::<SetVoiceFn>(b"espeak_SetVoiceByName\0")
+                .map_err(|e| load_error(e.to_string()))?,
+            *lib.get::<TextToPhonemesFn>(b"espeak_TextToPhonemesWithTerminator\0")
+                .map_err(|e| {
+                    load_error(format!("{e} (not the piper-phonemize build of espeak-ng)"))
+                })?,
+        )
+    };
+    Ok((lib, initialize, set_voice, text_to_phonemes))
+}
+
 impl Phonemizer {
     /// Loads espeak-ng from `library` with the `espeak-ng-data` directory `data` and
     /// initialises it. The first successful call wins; later calls return the same instance.
     pub fn load(library: &Path, data: &Path) -> Result<&'static Phonemizer, PhonemizeError> {
-        let _guard = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(loaded) = PHONEMIZER.get() {
             return Ok(loaded);
         }
-        let load_error = |reason: String| PhonemizeError::Load {
-            path: library.to_owned(),
-            reason,
-        };
-        // SAFETY: loading espeak-ng runs no initialisers with preconditions of ours.
-        let lib =
-            unsafe { libloading::Library::new(library) }.map_err(|e| load_error(e.to_string()))?;
-        // SAFETY: the signatures match espeak-ng's speak_lib.h and piper's patch.
-        let (initialize, set_voice, text_to_phonemes) = unsafe {
-            (
-                *lib.get::<InitializeFn>(b"espeak_Initialize\0")
-                    .map_err(|e| load_error(e.to_string()))?,
-                *lib.get::<SetVoiceFn>(b"espeak_SetVoiceByName\0")
-                    .map_err(|e| load_error(e.to_string()))?,
-                *lib.get::<TextToPhonemesFn>(b"espeak_TextToPhonemesWithTerminator\0")
-                    .map_err(|e| {
-                        load_error(format!("{e} (not the piper-phonemize build of espeak-ng)"))
-                    })?,
-            )
-        };
+        let (lib, initialize, set_voice, text_to_phonemes) = open_library(library)?;
         // espeak wants the directory that contains `espeak-ng-data`.
         let parent = data.parent().unwrap_or(Path::new("."));
         let parent_c = CString::new(parent.as_os_str().as_encoded_bytes())
@@ -131,7 +147,7 @@ impl Phonemizer {
         let text = text.split('\0').next().unwrap_or_default();
         let c_text = CString::new(text).expect("NUL removed above");
 
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.voice.as_deref() != Some(espeak_voice) {
             let name = CString::new(espeak_voice)
                 .map_err(|_| PhonemizeError::UnknownVoice(espeak_voice.into()))?;
@@ -224,10 +240,11 @@ pub(crate) mod tests {
 
     #[test]
     fn missing_library_is_named() {
-        let err = Phonemizer::load(Path::new("/nonexistent/libespeak.so"), Path::new("/x"));
-        // Either it names the file, or an earlier test already loaded the real one.
-        if let Err(e) = err {
-            assert!(e.to_string().contains("/nonexistent/libespeak.so"), "{e}");
-        }
+        // Opened apart from Phonemizer::load, which returns the instance another test may
+        // already have loaded.
+        let Err(e) = open_library(Path::new("/nonexistent/libespeak.so")) else {
+            panic!("a library that does not exist opened");
+        };
+        assert!(e.to_string().contains("/nonexistent/libespeak.so"), "{e}");
     }
 }

@@ -10,13 +10,14 @@
 pub mod audio;
 mod error;
 pub mod espeak;
+mod fit;
 pub mod ids;
 mod runtime;
 mod synth;
 pub mod voice;
 
 pub use audio::{AudioFormat, EncodedAudio};
-pub use avatar_core::VoiceInfo;
+pub use avatar_domain::VoiceInfo;
 pub use error::TtsError;
 pub use runtime::RuntimePaths;
 pub use synth::{MAX_CHUNK_PHONEMES, Synthesis, synthesize, synthesize_encoded, synthesize_with};

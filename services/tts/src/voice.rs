@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use avatar_core::VoiceInfo;
+use avatar_domain::VoiceInfo;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
@@ -167,7 +167,7 @@ impl Voice {
             let sid = Tensor::from_array(([1usize], vec![0i64])).map_err(inference_error)?;
             inputs.push(("sid".into(), sid.into()));
         }
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         let outputs = session.run(inputs).map_err(inference_error)?;
         let (_, audio) = outputs[self.audio_output.as_str()]
             .try_extract_tensor::<f32>()
@@ -180,6 +180,14 @@ impl Voice {
             frames: frames.to_vec(),
         })
     }
+}
+
+/// The voices directory when none is configured (`VOICES_DIR`).
+pub const DEFAULT_VOICES_DIR: &str = "voices";
+
+/// onnxruntime threads per synthesis when none are configured (`TTS_THREADS`): all cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The voices directory: lists the voice pairs in it and loads each voice once, on first use.
@@ -210,7 +218,9 @@ impl VoiceStore {
         }
         let phonemizer = Phonemizer::load(&runtime.espeak_lib, &runtime.espeak_data)?;
         let environment = {
-            let mut env = ORT_ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+            let mut env = ORT_ENVIRONMENT
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             match env.as_ref() {
                 Some(existing) => existing.clone(),
                 None => {
@@ -238,10 +248,6 @@ impl VoiceStore {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The voices in the directory with a readable config, sorted by id. A pair with a
     /// broken config is left out here (and reported when someone asks for it).
     pub fn list(&self) -> Vec<VoiceInfo> {
@@ -254,7 +260,7 @@ impl VoiceStore {
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".onnx")) else {
                 continue;
             };
-            if avatar_core::request::check_voice_id(id).is_err() {
+            if avatar_domain::request::check_voice_id(id).is_err() {
                 continue;
             }
             match VoiceConfig::read(&self.config_path(id)) {
@@ -278,16 +284,16 @@ impl VoiceStore {
     /// The voice `id`, loading it on first use (concurrent first uses load it once). A
     /// failed load is not cached: the next call tries again, so a fixed file is picked up.
     pub fn get(&self, id: &str) -> Result<Arc<Voice>, TtsError> {
-        if avatar_core::request::check_voice_id(id).is_err() {
+        if avatar_domain::request::check_voice_id(id).is_err() {
             return Err(self.unknown_voice(id));
         }
         let cell = {
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
             loaded.entry(id.to_owned()).or_default().clone()
         };
         let result = cell.get_or_init(|| self.load(id).map(Arc::new)).clone();
         if result.is_err() {
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
             if loaded.get(id).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
                 loaded.remove(id);
             }

@@ -98,38 +98,17 @@ fn a_long_sentence_is_split_but_complete() {
 }
 
 fn probe_duration_ms(path: &std::path::Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration:stream=codec_name,sample_rate,channels",
-        ])
-        .args(["-of", "default=noprint_wrappers=1"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("no {k} in {text}"))
-            .to_string()
-    };
+    let probe = avatar_test_support::probe(path);
     if path.extension().unwrap() == "ogg" {
-        assert_eq!(field("codec_name"), "opus");
-        assert_eq!(field("sample_rate"), "48000");
+        assert_eq!((probe.codec.as_str(), probe.sample_rate), ("opus", 48000));
     } else {
-        assert_eq!(field("codec_name"), "pcm_s16le");
-        assert_eq!(field("sample_rate"), "22050");
+        assert_eq!(
+            (probe.codec.as_str(), probe.sample_rate),
+            ("pcm_s16le", 22050)
+        );
     }
-    assert_eq!(field("channels"), "1");
-    field("duration").parse::<f64>().unwrap() * 1000.0
+    assert_eq!(probe.channels, 1);
+    probe.duration_ms
 }
 
 #[test]

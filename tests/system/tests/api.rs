@@ -17,27 +17,7 @@ fn sync_async_cached_polled_and_audio() {
             .post("/v1/avatar/render", &json!({"text": text}))
             .await;
         assert_eq!(status, 200, "{first}");
-        let mut keys: Vec<&str> = first
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort();
-        assert_eq!(
-            keys,
-            [
-                "audio_url",
-                "cached",
-                "duration_ms",
-                "eye_events",
-                "mouth_cues",
-                "processing_time_ms",
-                "render_id",
-                "status",
-                "viseme_set"
-            ]
-        );
+        avatar_test_support::assert_result_fields(&first);
         check_completed(&first);
         assert_eq!(first["cached"], false);
         assert_eq!(first["viseme_set"], "basic");

@@ -10,11 +10,11 @@ use std::time::Duration;
 use avatar_controller::{
     AvatarRender, AvatarRenderSpec, AvatarRenderStatus, Context, Phase, Settings,
 };
-use avatar_core::config::{PipelineConfig, StorageConfig};
-use avatar_core::jetstream::Pipeline;
-use avatar_core::telemetry::Metrics;
-use avatar_core::voices::VoiceRegistry;
-use avatar_core::{RenderRequest, VisemeSet};
+use avatar_domain::{RenderRequest, VisemeSet};
+use avatar_runtime::config::{PipelineConfig, StorageConfig};
+use avatar_runtime::jetstream::Pipeline;
+use avatar_runtime::telemetry::Metrics;
+use avatar_runtime::voices::VoiceRegistry;
 use common::{Options, Stack, run};
 use http::{Request, Response};
 use kube::client::Body;
@@ -146,7 +146,7 @@ fn render_id_of(spec: &AvatarRenderSpec) -> String {
         speed: Some(spec.speed),
         viseme_set: Some(spec.viseme_set),
     };
-    avatar_core::render_id(&request.validate(common::VOICE).unwrap())
+    avatar_domain::render_id(&request.validate(common::VOICE).unwrap())
 }
 
 /// A controller context on the stack's NATS and store, with a scripted API server.
@@ -156,7 +156,9 @@ async fn context(stack: &Stack) -> (Arc<Context>, ApiServer) {
     let pipeline = Pipeline::start(
         PipelineConfig {
             nats_url: stack.env["NATS_URL"].clone(),
-            ..PipelineConfig::from_env(&mut avatar_core::config::Env::from_map(Default::default()))
+            ..PipelineConfig::from_env(&mut avatar_runtime::config::Env::from_map(
+                Default::default(),
+            ))
         },
         "controller-test",
     )
@@ -168,7 +170,7 @@ async fn context(stack: &Stack) -> (Arc<Context>, ApiServer) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let store = avatar_core::storage::open(&StorageConfig::Local {
+    let store = avatar_runtime::storage::open(&StorageConfig::Local {
         dir: stack.env["DATA_DIR"].clone().into(),
     })
     .unwrap();
@@ -176,6 +178,7 @@ async fn context(stack: &Stack) -> (Arc<Context>, ApiServer) {
         audio_base_url: stack.url("/audio"),
         results_base_url: stack.url("/results"),
         default_voice: Some(common::VOICE.into()),
+        instance: None,
     };
     let ctx = Context::new(
         client,
@@ -205,7 +208,7 @@ async fn reconcile_with<F: std::future::Future<Output = T>, T>(
     ctx: &Arc<Context>,
     script: F,
 ) -> (
-    Result<kube::runtime::controller::Action, avatar_controller::controller::Error>,
+    Result<kube::runtime::controller::Action, avatar_controller::Error>,
     T,
 ) {
     tokio::join!(
@@ -214,9 +217,7 @@ async fn reconcile_with<F: std::future::Future<Output = T>, T>(
     )
 }
 
-fn action(
-    result: &Result<kube::runtime::controller::Action, avatar_controller::controller::Error>,
-) -> String {
+fn action(result: &Result<kube::runtime::controller::Action, avatar_controller::Error>) -> String {
     format!("{:?}", result.as_ref().expect("reconciled"))
 }
 
@@ -360,16 +361,7 @@ fn a_failed_render_ends_failed_with_the_pipelines_reason() {
         )
         .unwrap();
     }
-    std::fs::copy(
-        common::voices_dir().join(format!("{}.onnx.json", common::VOICE)),
-        voices.path().join("en_US-broken-medium.onnx.json"),
-    )
-    .unwrap();
-    std::fs::write(
-        voices.path().join("en_US-broken-medium.onnx"),
-        b"not a model",
-    )
-    .unwrap();
+    avatar_test_support::broken_voice(voices.path(), "en_US-broken-medium");
     let stack = Stack::start(Options {
         voices_dir: voices.path().to_owned(),
         env: vec![("JOB_MAX_DELIVER".into(), "1".into())],

@@ -456,7 +456,7 @@ fn controller_and_api_server_restarts_resume_each_render_exactly_once() {
     std::thread::sleep(Duration::from_secs(2));
     let took = cluster.controller.terminate();
     assert!(
-        took < avatar_core::shutdown::GRACE + Duration::from_secs(2),
+        took < avatar_runtime::shutdown::GRACE + Duration::from_secs(2),
         "the controller took {took:?} to stop: {}",
         tail(&cluster.controller.log_text(), 20)
     );

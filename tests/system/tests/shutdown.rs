@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use avatar_core::shutdown::GRACE;
+use avatar_runtime::shutdown::GRACE;
 use common::{Options, Process, Stack, binary, free_port, voices_dir};
 
 const SERVICES: [&str; 5] = [

@@ -23,7 +23,7 @@ fn audio_goes_to_s3_and_is_served_through_the_gateway() {
         // Nothing on the local disk: the audio is in the bucket.
         assert!(stack.audio_files().is_empty(), "{:?}", stack.audio_files());
         let seaweed = stack.seaweed.as_ref().unwrap();
-        let store = avatar_core::storage::open(&avatar_core::config::StorageConfig::S3 {
+        let store = avatar_runtime::storage::open(&avatar_runtime::config::StorageConfig::S3 {
             endpoint: Some(seaweed.endpoint()),
             region: "us-east-1".into(),
             bucket: seaweed.bucket.clone(),
@@ -37,7 +37,7 @@ fn audio_goes_to_s3_and_is_served_through_the_gateway() {
         let file = url.rsplit('/').next().unwrap();
         use object_store::ObjectStoreExt;
         let in_bucket = store
-            .get(&avatar_core::storage::audio_key(file))
+            .get(&avatar_runtime::storage::audio_key(file))
             .await
             .unwrap()
             .bytes()

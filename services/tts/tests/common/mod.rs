@@ -1,19 +1,11 @@
 //! Shared by the tts integration tests: the real voices directory and runtime.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use tts::{RuntimePaths, Voice, VoiceStore};
 
-pub const VOICE: &str = "en_US-joe-medium";
-
-/// `VOICES_DIR`, or the workspace's `voices/` that `scripts/download_voices.sh` fills.
-pub fn voices_dir() -> PathBuf {
-    std::env::var_os("VOICES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../voices")))
-}
+pub use avatar_test_support::{VOICE, voices_dir};
 
 pub fn store() -> &'static VoiceStore {
     static STORE: OnceLock<VoiceStore> = OnceLock::new();

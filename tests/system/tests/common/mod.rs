@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
-pub const VOICE: &str = "en_US-joe-medium";
+pub use avatar_test_support::VOICE;
 
 /// A free TCP port on loopback (bound and released; fine for tests).
 pub fn free_port() -> u16 {
@@ -23,9 +23,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use avatar_test_support::workspace;
 
 /// The service binaries, built next to this test (`cargo build --workspace --bins`).
 pub fn binary(name: &str) -> PathBuf {
@@ -53,11 +51,7 @@ pub fn servers_bin() -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
-pub fn voices_dir() -> PathBuf {
-    std::env::var_os("VOICES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("voices"))
-}
+pub use avatar_test_support::voices_dir;
 
 /// A child process killed when dropped; its output goes to a log file.
 pub struct Process {
@@ -299,7 +293,7 @@ impl Seaweed {
 
     /// Until a real, signed S3 put succeeds.
     fn wait_ready(&self) {
-        let config = avatar_core::config::StorageConfig::S3 {
+        let config = avatar_runtime::config::StorageConfig::S3 {
             endpoint: Some(self.endpoint()),
             region: "us-east-1".into(),
             bucket: self.bucket.clone(),
@@ -308,7 +302,7 @@ impl Seaweed {
             path_style: true,
             allow_http: true,
         };
-        let store = avatar_core::storage::open(&config).unwrap();
+        let store = avatar_runtime::storage::open(&config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -469,7 +463,7 @@ impl Stack {
             env,
             options,
             http: {
-                avatar_core::tls::install_crypto_provider();
+                avatar_runtime::tls::install_crypto_provider();
                 reqwest::Client::builder()
                     .timeout(Duration::from_secs(120))
                     .build()
@@ -669,30 +663,7 @@ pub fn run<F: std::future::Future>(future: F) -> F::Output {
 
 /// The audio's length in milliseconds according to ffprobe.
 pub fn probe_ms(bytes: &[u8]) -> f64 {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), bytes).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file.path())
-        .output()
-        .expect("ffprobe (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse::<f64>()
-        .unwrap()
-        * 1000.0
+    avatar_test_support::probe_bytes(bytes).duration_ms
 }
 
 /// Checks the timing invariants of a completed render body.

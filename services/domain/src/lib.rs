@@ -1,0 +1,24 @@
+//! The avatar pipeline's domain: what a render is, with no I/O.
+//!
+//! A render is asked for with a [`request`] (validated once, against the contract's limits),
+//! named by a content hash of what was asked ([`render_id`]), timed in samples of the
+//! synthesised audio ([`timeline`]) and answered in the shape of the HTTP API's completed
+//! response ([`render`]); [`voice`] holds the default-voice rule. The stage libraries (tts,
+//! lipsync, eyes) and the services all build on this crate; the runtime (NATS, HTTP, storage,
+//! telemetry) is `avatar-runtime`, which only the binaries use.
+
+pub mod render;
+pub mod render_id;
+pub mod request;
+pub mod timeline;
+pub mod voice;
+
+pub use render::{
+    EyeEvent, EyeEventType, MouthCue, RenderResult, RenderStatus, SaccadeDirection, VoiceInfo,
+};
+pub use render_id::{PIPELINE_VERSION, is_render_id, render_id};
+pub use request::{
+    DEFAULT_SPEED, FieldError, MAX_SPEED, MAX_TEXT_CHARS, MAX_VOICE_ID_CHARS, MIN_SPEED,
+    RenderRequest, RenderSpec, VisemeSet, normalize_text,
+};
+pub use timeline::{Pause, PhonemeTimeline, SentenceSpan, TimedPhoneme};

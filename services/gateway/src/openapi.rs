@@ -1,0 +1,60 @@
+//! The OpenAPI document: served at `/openapi.json`, committed as `openapi.json`.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+
+use avatar_domain::{RenderRequest, RenderResult};
+
+use crate::error::ErrorBody;
+use crate::responses::{
+    AcceptedResponse, FailedResponse, HealthResponse, LiveResponse, PollResponse, ReadyResponse,
+    VoicesResponse,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Avatar pipeline API",
+        description = "Text to speech audio (Ogg/Opus), lip-sync mouth cues and eye events for 2-D avatars.",
+        license(name = "GPL-3.0-or-later")
+    ),
+    paths(
+        crate::renders::render_sync,
+        crate::renders::render_async,
+        crate::renders::poll,
+        crate::service::voices,
+        crate::service::health,
+        crate::service::livez,
+        crate::service::readyz,
+        crate::service::metrics,
+        crate::files::serve_audio,
+        crate::files::serve_result
+    ),
+    components(schemas(
+        RenderRequest,
+        RenderResult,
+        AcceptedResponse,
+        FailedResponse,
+        ErrorBody,
+        HealthResponse,
+        LiveResponse,
+        ReadyResponse,
+        PollResponse,
+        VoicesResponse
+    ))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document, as committed in `openapi.json`.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("OpenAPI serialises")
+        + "\n"
+}
+
+/// `GET /openapi.json`.
+pub async fn serve() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}

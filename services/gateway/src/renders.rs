@@ -1,0 +1,184 @@
+//! The render resources: synchronous and asynchronous submission, and polling.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use avatar_domain::{RenderRequest, RenderResult, RenderStatus, render_id};
+use avatar_runtime::record::RenderRecord;
+use avatar_runtime::submit::{Submitted, submit};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::limits::{MAX_WAITERS_PER_RENDER, Refusal};
+use crate::responses::{AcceptedResponse, FailedResponse, PollResponse, accepted, json_bytes};
+use crate::state::App;
+
+/// Synchronous render: waits up to `SYNC_TIMEOUT_SECONDS`.
+#[utoipa::path(
+    post,
+    tag = "renders",
+    path = "/v1/avatar/render",
+    request_body = RenderRequest,
+    responses(
+        (status = 200, description = "The completed render", body = RenderResult),
+        (status = 202, description = "Still rendering after SYNC_TIMEOUT_SECONDS: poll `poll_url`", body = AcceptedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid (named in `field`)", body = ErrorBody),
+        (status = 500, description = "The render failed", body = FailedResponse),
+        (status = 503, description = "Overloaded or NATS unavailable; retry after `Retry-After` seconds", body = ErrorBody),
+    )
+)]
+pub async fn render_sync(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let entered = Instant::now();
+    let spec = app.read_request(&headers, body).await?;
+    let id = render_id(&spec);
+    if let Some(hit) = app.cache.get(&id) {
+        app.metrics.cache_hits.with_label_values(&["memory"]).inc();
+        app.metrics.renders.with_label_values(&["cached"]).inc();
+        return Ok(json_bytes(StatusCode::OK, hit));
+    }
+    let _slot = app.slots.enter(&id).map_err(|refusal| {
+        app.metrics.renders.with_label_values(&["shed"]).inc();
+        let message = match refusal {
+            Refusal::Overloaded => format!(
+                "more than {} renders are being waited for; retry shortly",
+                app.config.max_concurrent_requests
+            ),
+            Refusal::TooManyWaiters => format!(
+                "more than {MAX_WAITERS_PER_RENDER} requests wait for this very render; retry shortly"
+            ),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
+    })?;
+    let started = Instant::now();
+    // Following the record from before the submission, the submission's own read or write
+    // is the only one needed.
+    let waiter = app.watcher.waiter(&id);
+    let submitted = submit(&app.pipeline, spec)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    if let Submitted::Cached(record) = &submitted {
+        app.metrics.cache_hits.with_label_values(&["kv"]).inc();
+        return Ok(app.answer(record, true, true).await);
+    }
+    let submit_time = started.elapsed();
+    if let Some(revision) = submitted.revision() {
+        waiter.seen(revision, submitted.record().clone());
+    }
+    let record = waiter
+        .wait(app.config.sync_timeout)
+        .await
+        .unwrap_or_else(|| submitted.record().clone());
+    let waited = started.elapsed();
+    let response = app.answer(&record, false, true).await;
+    tracing::debug!(
+        render_id = %id,
+        submit_ms = submit_time.as_secs_f64() * 1000.0,
+        total_ms = waited.as_secs_f64() * 1000.0,
+        handler_ms = entered.elapsed().as_secs_f64() * 1000.0,
+        status = ?record.status,
+        "sync render answered"
+    );
+    Ok(response)
+}
+
+/// Asynchronous render: answers at once with the poll URL.
+#[utoipa::path(
+    post,
+    tag = "renders",
+    path = "/v1/avatar/render_async",
+    request_body = RenderRequest,
+    responses(
+        (status = 202, description = "Queued (or joined an identical render under way)", body = AcceptedResponse),
+        (status = 200, description = "Already rendered: poll `poll_url` for the result", body = AcceptedResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid (named in `field`)", body = ErrorBody),
+        (status = 503, description = "NATS unavailable; retry after `Retry-After` seconds", body = ErrorBody),
+    )
+)]
+pub async fn render_async(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let spec = app.read_request(&headers, body).await?;
+    let id = render_id(&spec);
+    if app.cache.get(&id).is_some() {
+        return Ok((StatusCode::OK, Json(accepted(&id, RenderStatus::Completed))).into_response());
+    }
+    let submitted = submit(&app.pipeline, spec)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let record = submitted.record();
+    let status = if record.status == RenderStatus::Completed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(accepted(&id, record.status))).into_response())
+}
+
+/// A render's status: pending, rendering, completed (the full result) or failed.
+#[utoipa::path(
+    get,
+    tag = "renders",
+    path = "/v1/avatar/render/{render_id}",
+    params(("render_id" = String, Path, description = "The id from a render response")),
+    responses(
+        (status = 200, description = "Completed: the full result; failed: the reason (`error`, and `field` if the request was at fault); pending or rendering: the status and `poll_url`",
+            body = PollResponse),
+        (status = 404, description = "No such render", body = ErrorBody),
+    )
+)]
+pub async fn poll(
+    State(app): State<App>,
+    Path(render_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no render {render_id:?}"),
+        )
+        .field("render_id")
+    };
+    if !avatar_domain::is_render_id(&render_id) {
+        return Err(unknown());
+    }
+    if let Some(hit) = app.cache.get(&render_id) {
+        app.metrics.cache_hits.with_label_values(&["memory"]).inc();
+        return Ok(json_bytes(StatusCode::OK, hit));
+    }
+    let value = app
+        .pipeline
+        .renders
+        .get(render_id.clone())
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the render store is unavailable: {e}")))?;
+    let record = value
+        .and_then(|v| RenderRecord::from_bytes(&v).ok())
+        .ok_or_else(unknown)?;
+    // A render whose job was lost (its record outlived the lease) is resubmitted here too,
+    // so a client that only polls is never stuck.
+    let record = if !record.is_final() && avatar_runtime::submit::stale(&record, &app.pipeline) {
+        match submit(&app.pipeline, record.spec.clone()).await {
+            Ok(submitted) => submitted.record().clone(),
+            Err(_) => record,
+        }
+    } else {
+        record
+    };
+    Ok(app.answer(&record, true, false).await)
+}

@@ -1,0 +1,213 @@
+//! The gateway's shared state and what every render handler does with it: read and check a
+//! request, and answer with a render record.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use avatar_domain::{FieldError, RenderResult, RenderSpec, RenderStatus};
+use avatar_runtime::jetstream::Pipeline;
+use avatar_runtime::record::RenderRecord;
+use avatar_runtime::telemetry::Metrics;
+use avatar_runtime::voices::{VoiceCheck, VoiceRegistry};
+use avatar_runtime::watcher::RecordWatcher;
+
+use crate::cache::ResponseCache;
+use crate::config::GatewayConfig;
+use crate::error::ApiError;
+use crate::limits::{MAX_WAITERS_PER_RENDER, RenderSlots};
+use crate::parse::{parse_request, read_body};
+use crate::responses::{FailedResponse, accepted, json_bytes};
+
+/// Why nothing can be rendered on a system where no tts worker ever announced a voice.
+pub const NO_VOICES_YET: &str = "no tts worker has announced its voices yet";
+
+/// Everything a handler needs, shared behind one `Arc`: handlers get it per request, and
+/// cloning the NATS handles inside per request costs more than the request itself.
+pub type App = Arc<AppState>;
+
+pub struct AppState {
+    pub config: Arc<GatewayConfig>,
+    pub pipeline: Pipeline,
+    pub watcher: RecordWatcher,
+    pub voices: VoiceRegistry,
+    pub cache: ResponseCache,
+    pub store: Arc<dyn object_store::ObjectStore>,
+    pub metrics: Arc<Metrics>,
+    /// Renders being waited for; beyond `MAX_CONCURRENT_REQUESTS` requests are shed.
+    pub slots: RenderSlots,
+    pending_jobs: Mutex<Option<(Instant, u64)>>,
+}
+
+impl AppState {
+    pub async fn new(
+        config: GatewayConfig,
+        pipeline: Pipeline,
+        store: Arc<dyn object_store::ObjectStore>,
+        metrics: Arc<Metrics>,
+    ) -> App {
+        let cache = ResponseCache::new(config.cache_bytes, config.pipeline.cache_ttl);
+        Arc::new(Self {
+            watcher: RecordWatcher::start(pipeline.clone()),
+            // The voices known before the first request (remembered ones too).
+            voices: VoiceRegistry::start(pipeline.clone()).await,
+            slots: RenderSlots::new(config.max_concurrent_requests, MAX_WAITERS_PER_RENDER),
+            config: Arc::new(config),
+            pipeline,
+            cache,
+            store,
+            metrics,
+            pending_jobs: Mutex::default(),
+        })
+    }
+
+    /// Reads, parses and validates a render request; every problem names its field.
+    pub async fn read_request(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<RenderSpec, ApiError> {
+        let bytes = read_body(headers, body, self.config.max_body_bytes).await?;
+        let request = parse_request(&bytes)?;
+        let default_voice = self
+            .voices
+            .default_voice(self.config.default_voice.as_deref());
+        let spec = request
+            .validate(
+                default_voice
+                    .as_deref()
+                    .unwrap_or(avatar_domain::voice::CONTRACT_DEFAULT_VOICE),
+            )
+            .map_err(ApiError::invalid)?;
+        // Validation came first: a client's mistake is a 4xx whatever the workers' state.
+        match self.voices.check(&spec.voice_id) {
+            // A remembered voice with no worker live: the job waits durably in JetStream.
+            VoiceCheck::Known | VoiceCheck::Remembered => Ok(spec),
+            VoiceCheck::NoneAnnounced => Err(ApiError::unavailable(NO_VOICES_YET)),
+            VoiceCheck::Unknown { available } => Err(ApiError::invalid(vec![FieldError::new(
+                "voice_id",
+                format!(
+                    "unknown voice {:?}; available: {}",
+                    spec.voice_id,
+                    available.join(", ")
+                ),
+            )])),
+        }
+    }
+
+    /// The completed result of a record, with the audio URL made absolute.
+    async fn completed_result(&self, record: &RenderRecord) -> Result<RenderResult, ApiError> {
+        // In the record, or (a very large one) stored beside the audio.
+        let mut result = avatar_runtime::spill::load_result(&self.store, record)
+            .await
+            .map_err(|e| {
+                tracing::warn!(render_id = %record.render_id, error = %e, "cannot read a stored result");
+                ApiError::unavailable(format!("the result store is unavailable: {e}"))
+            })?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "corrupt_record",
+                    "completed without a result",
+                )
+            })?;
+        result.resolve_audio_url(&self.config.audio_base_url);
+        Ok(result)
+    }
+
+    /// Answers with a record: completed (and remembered), failed, or still under way.
+    pub async fn answer(&self, record: &RenderRecord, cached: bool, sync: bool) -> Response {
+        match record.status {
+            RenderStatus::Completed => match self.completed_result(record).await {
+                Ok(mut result) => {
+                    let serialise = |result: &RenderResult| -> Bytes {
+                        serde_json::to_vec(result)
+                            .expect("a result serialises")
+                            .into()
+                    };
+                    // The cache serves `cached: true`; so does this answer if it is cached.
+                    result.cached = true;
+                    let hit = serialise(&result);
+                    let body = if cached {
+                        hit.clone()
+                    } else {
+                        result.cached = false;
+                        serialise(&result)
+                    };
+                    self.cache.insert(record.render_id.clone(), hit);
+                    self.metrics
+                        .renders
+                        .with_label_values(&[if cached { "cached" } else { "completed" }])
+                        .inc();
+                    json_bytes(StatusCode::OK, body)
+                }
+                Err(e) => e.into_response(),
+            },
+            RenderStatus::Failed => {
+                self.metrics.renders.with_label_values(&["failed"]).inc();
+                let failure = record.reason();
+                // A sync caller whose request was at fault gets a 4xx naming the field.
+                if sync && let Some(field) = &failure.field {
+                    return ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_request",
+                        failure.message.clone(),
+                    )
+                    .field(field.clone())
+                    .into_response();
+                }
+                let status = if sync {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                (
+                    status,
+                    Json(FailedResponse {
+                        render_id: record.render_id.clone(),
+                        status: RenderStatus::Failed,
+                        error: failure.message,
+                        field: failure.field,
+                    }),
+                )
+                    .into_response()
+            }
+            RenderStatus::Pending | RenderStatus::Rendering => {
+                if sync {
+                    self.metrics.renders.with_label_values(&["timeout"]).inc();
+                }
+                let status = if sync {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::OK
+                };
+                (status, Json(accepted(&record.render_id, record.status))).into_response()
+            }
+        }
+    }
+
+    pub async fn pending_jobs(&self) -> Option<u64> {
+        if let Some((at, n)) = *self
+            .pending_jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Some(n);
+        }
+        let n = tokio::time::timeout(Duration::from_secs(2), self.pipeline.pending_jobs())
+            .await
+            .ok()?
+            .ok()?;
+        *self
+            .pending_jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), n));
+        Some(n)
+    }
+}
