@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use crate::RenderSpec;
 
 /// Bumped whenever a change to the stages changes what a render produces, so old cache
-/// entries are not served for the new pipeline.
-pub const PIPELINE_VERSION: &str = "avatar-pipeline/1";
+/// entries are not served for the new pipeline. 2: mouth cues fitted to the audio (README,
+/// "Lip-sync accuracy").
+pub const PIPELINE_VERSION: &str = "avatar-pipeline/2";
 
 /// Hex SHA-256 of the pipeline version, voice, speed, viseme set and normalised text,
 /// separated by NUL (which none of them can contain after validation).
