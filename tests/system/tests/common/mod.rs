@@ -6,22 +6,13 @@
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use avatar_test_support::VOICE;
-
-/// A free TCP port on loopback (bound and released; fine for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use avatar_test_support::{Nats, Process, VOICE, free_port, servers_bin, wait_for};
 
 use avatar_test_support::workspace;
 
@@ -38,179 +29,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// The servers' bin directory from `scripts/setup_servers.sh`.
-pub fn servers_bin() -> PathBuf {
-    let out = Command::new(workspace().join("scripts/setup_servers.sh"))
-        .output()
-        .expect("scripts/setup_servers.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
 pub use avatar_test_support::voices_dir;
-
-/// A child process killed when dropped; its output goes to a log file.
-pub struct Process {
-    pub name: String,
-    child: Child,
-    pub log: PathBuf,
-}
-
-impl Process {
-    pub fn spawn(
-        name: &str,
-        program: &Path,
-        args: &[&str],
-        env: &HashMap<String, String>,
-        log_dir: &Path,
-    ) -> Self {
-        let log = log_dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(program)
-            .args(args)
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        Self {
-            name: name.into(),
-            child,
-            log,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL: no goodbye, no acks.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait.
-    pub fn stop(&mut self) {
-        unsafe_kill(self.child.id(), "-TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.kill();
-    }
-
-    /// Whether the process is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM; how long the process took to exit (SIGKILL after 30 s, as Kubernetes would).
-    pub fn terminate(&mut self) -> Duration {
-        let started = Instant::now();
-        unsafe_kill(self.child.id(), "-TERM");
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-        started.elapsed()
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn unsafe_kill(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status();
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// nats-server with JetStream, its store in a directory that survives restarts.
-pub struct Nats {
-    pub port: u16,
-    pub dir: PathBuf,
-    process: Option<Process>,
-}
-
-impl Nats {
-    pub fn start(dir: &Path) -> Self {
-        let mut nats = Self {
-            port: free_port(),
-            dir: dir.to_owned(),
-            process: None,
-        };
-        nats.launch();
-        nats
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn launch(&mut self) {
-        let bin = servers_bin().join("nats-server");
-        let store = self.dir.join("js");
-        let port = self.port.to_string();
-        let process = Process::spawn(
-            "nats-server",
-            &bin,
-            &[
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-js",
-                "-sd",
-                store.to_str().unwrap(),
-            ],
-            &HashMap::new(),
-            &self.dir,
-        );
-        wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        })
-        .expect("nats-server listening");
-        self.process = Some(process);
-    }
-
-    /// Stops the server (gracefully) and starts it again on the same port and store.
-    pub fn restart(&mut self, down_for: Duration) {
-        if let Some(mut p) = self.process.take() {
-            p.stop();
-        }
-        std::thread::sleep(down_for);
-        self.launch();
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.stop();
-        }
-    }
-}
 
 /// SeaweedFS's all-in-one server with an S3 endpoint and a bucket.
 pub struct Seaweed {
@@ -323,18 +142,6 @@ impl Seaweed {
     }
 }
 
-/// Polls `check` every 50 ms until it holds or `timeout` passes.
-pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if check() {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 /// Polls an async `check` every 100 ms until it holds or `timeout` passes.
 pub async fn wait_for_async<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -427,15 +234,7 @@ impl Stack {
         }
         env.extend(options.env.iter().cloned());
 
-        let start_nats = |dir: &Path| {
-            let mut nats = Nats {
-                port: nats_port,
-                dir: dir.to_owned(),
-                process: None,
-            };
-            nats.launch();
-            nats
-        };
+        let start_nats = |dir: &Path| Nats::start_on(dir, nats_port);
         let mut nats = None;
         if !options.services_first {
             nats = Some(start_nats(dir.path()));
