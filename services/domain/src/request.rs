@@ -163,6 +163,9 @@ impl FieldError {
 }
 
 impl RenderRequest {
+    /// The fields a request may have (the JSON names; `text` is required).
+    pub const FIELDS: &'static [&'static str] = &["text", "voice_id", "speed", "viseme_set"];
+
     /// Checks every field against the contract and reports all problems at once.
     pub fn validate(&self, default_voice: &str) -> Result<RenderSpec, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -267,6 +270,28 @@ mod tests {
 
     fn fields(errors: Vec<FieldError>) -> Vec<String> {
         errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn fields_are_exactly_what_serde_accepts() {
+        let all = RenderRequest {
+            text: "hi".into(),
+            voice_id: Some("v".into()),
+            speed: Some(1.0),
+            viseme_set: Some(VisemeSet::Oculus),
+        };
+        let json = serde_json::to_value(&all).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        let mut fields = RenderRequest::FIELDS.to_vec();
+        fields.sort();
+        assert_eq!(keys, fields);
+        assert!(serde_json::from_str::<RenderRequest>(r#"{"text": "hi", "pitch": 2}"#).is_err());
     }
 
     #[test]

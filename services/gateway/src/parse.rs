@@ -55,6 +55,10 @@ pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
             )])),
         };
     }
+    // The field at fault when serde's error has no path: an unknown or repeated key, or a
+    // missing `text` (found from the keys themselves, not from serde's wording).
+    let keys: ObjectKeys = serde_json::from_slice(bytes).map_err(|e| syntax(&e))?;
+    let at_fault = keys.at_fault();
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let request: RenderRequest =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -63,14 +67,12 @@ pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
             if inner.is_syntax() || inner.is_eof() {
                 return syntax(&inner);
             }
-            let message = inner.to_string();
-            // serde names unknown and missing fields in backticks; otherwise the path does.
-            let named = message.split('`').nth(1).map(str::to_owned);
             let field = if path != "." && !path.is_empty() {
                 path
             } else {
-                named.unwrap_or_else(|| "body".into())
+                at_fault.clone().unwrap_or_else(|| "body".into())
             };
+            let message = inner.to_string();
             let message = message
                 .split(" at line ")
                 .next()
@@ -80,4 +82,72 @@ pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
         })?;
     deserializer.end().map_err(|e| syntax(&e))?;
     Ok(request)
+}
+
+/// The top-level keys of a JSON object, in order, repeats included.
+struct ObjectKeys(Vec<String>);
+
+impl ObjectKeys {
+    /// The first key that is not a request field, else the first repeated one, else `text`
+    /// if it is missing.
+    fn at_fault(&self) -> Option<String> {
+        let keys = &self.0;
+        keys.iter()
+            .find(|k| !RenderRequest::FIELDS.contains(&k.as_str()))
+            .or_else(|| {
+                keys.iter()
+                    .enumerate()
+                    .find(|(i, k)| keys[..*i].contains(k))
+                    .map(|(_, k)| k)
+            })
+            .cloned()
+            .or_else(|| (!keys.iter().any(|k| k == "text")).then(|| "text".to_owned()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ObjectKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ObjectKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ObjectKeys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(key);
+                }
+                Ok(ObjectKeys(keys))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> Option<String> {
+        serde_json::from_str::<ObjectKeys>(body).unwrap().at_fault()
+    }
+
+    #[test]
+    fn the_field_at_fault_comes_from_the_keys() {
+        assert_eq!(
+            field_of(r#"{"text": "a", "pitch": 1}"#).as_deref(),
+            Some("pitch")
+        );
+        assert_eq!(
+            field_of(r#"{"text": "a", "text": "b"}"#).as_deref(),
+            Some("text")
+        );
+        assert_eq!(field_of(r#"{"speed": 1}"#).as_deref(), Some("text"));
+        assert_eq!(field_of(r#"{"text": "a", "speed": 1}"#), None);
+    }
 }
