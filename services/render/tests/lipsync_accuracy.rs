@@ -22,19 +22,7 @@ use tts::{AudioFormat, RuntimePaths};
 const OVERALL_BAR: f64 = 0.95;
 const PER_TEXT_BAR: f64 = 0.90;
 
-use avatar_test_support::{VOICE, voices_dir, workspace};
-
-fn test_tools() -> PathBuf {
-    let out = Command::new(workspace().join("scripts/setup_test_tools.sh"))
-        .output()
-        .expect("scripts/setup_test_tools.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
+use avatar_test_support::{VOICE, test_tools_bin, voices_dir, workspace};
 
 #[test]
 fn cues_agree_with_a_forced_alignment_of_the_audio() {
@@ -82,7 +70,7 @@ fn cues_agree_with_a_forced_alignment_of_the_audio() {
     }
     let job = dir.path().join("job.json");
     std::fs::write(&job, json!({ "items": items }).to_string()).unwrap();
-    let out = Command::new(test_tools().join("python"))
+    let out = Command::new(test_tools_bin().join("python"))
         .arg(workspace().join("scripts/lipsync_score.py"))
         .arg(&job)
         .output()

@@ -128,12 +128,23 @@ pub fn free_port() -> u16 {
 
 /// The servers' bin directory from `scripts/setup_servers.sh`.
 pub fn servers_bin() -> PathBuf {
-    let out = Command::new(workspace().join("scripts/setup_servers.sh"))
+    setup_dir("setup_servers.sh")
+}
+
+/// The test-only tools' bin directory from `scripts/setup_test_tools.sh` (schemathesis,
+/// pocketsphinx).
+pub fn test_tools_bin() -> PathBuf {
+    setup_dir("setup_test_tools.sh")
+}
+
+/// Runs one of the idempotent set-up scripts and returns the directory it prints.
+fn setup_dir(script: &str) -> PathBuf {
+    let out = Command::new(workspace().join("scripts").join(script))
         .output()
-        .expect("scripts/setup_servers.sh");
+        .unwrap_or_else(|e| panic!("scripts/{script}: {e}"));
     assert!(
         out.status.success(),
-        "{}",
+        "scripts/{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())

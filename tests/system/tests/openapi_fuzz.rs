@@ -25,15 +25,7 @@ fn the_served_document_holds_under_a_schema_fuzzer() {
         ],
         ..Default::default()
     });
-    let tools = Command::new(common::workspace_path("scripts/setup_test_tools.sh"))
-        .output()
-        .expect("scripts/setup_test_tools.sh");
-    assert!(
-        tools.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tools.stderr)
-    );
-    let st = std::path::PathBuf::from(String::from_utf8(tools.stdout).unwrap().trim()).join("st");
+    let st = avatar_test_support::test_tools_bin().join("st");
     let report = stack.dir.path().join("schemathesis.txt");
     let out = Command::new(&st)
         .arg("run")
