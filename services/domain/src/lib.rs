@@ -11,6 +11,7 @@ pub mod render;
 pub mod render_id;
 pub mod request;
 pub mod timeline;
+pub mod viseme;
 pub mod voice;
 
 pub use render::{

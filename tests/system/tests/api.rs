@@ -1,5 +1,8 @@
 //! The HTTP API against the real services: the contract's responses, caching, coalescing,
 //! health, voices, metrics, OpenAPI, audio, and bad input.
+//!
+//! Longer than 400 lines on purpose: one suite, each test a whole client session over one
+//! started stack, its steps in the order a user takes them.
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! The AvatarRender controller against a scripted Kubernetes API (tower-test), with the real
 //! pipeline behind it (nats-server, workers, voice): each reconciliation's API calls, status
 //! patches and events are asserted exactly.
+//!
+//! Longer than 400 lines on purpose: the scripted API has to be answered call by call, and
+//! each scenario spells out every request the controller makes.
 
 mod common;
 

@@ -5,6 +5,9 @@
 //! kubectl; the controller authenticates as a service account whose only rights are the
 //! chart's own ClusterRole (rendered with `helm template`), so a missing verb fails here.
 //! The scripted-API tests in `controller.rs` keep the fine-grained call-by-call cases.
+//!
+//! Longer than 400 lines on purpose: the cluster fixture (control plane, CRD, RBAC, the
+//! pipeline) and the two long scenarios that share it, start to finish.
 
 mod common;
 
