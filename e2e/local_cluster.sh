@@ -145,7 +145,9 @@ inner() {
     scripts/k8s_control_plane.sh up "$DIR/cp" > "$DIR/cp.env"
   # shellcheck disable=SC1091
   . "$DIR/cp.env"
-  export KUBECONFIG KUBECTL HELM
+  # The suite's failure report shows the node's own logs from here.
+  NODE_LOG_DIR=$DIR
+  export KUBECONFIG KUBECTL HELM NODE_LOG_DIR
   log "control plane up at $APISERVER"
 
   # containerd, its CNI configuration and the images.

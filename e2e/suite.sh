@@ -26,6 +26,9 @@ fail() { echo "e2e: FAIL: $*" >&2; diagnose; exit 1; }
 diagnose() {
   { echo "--- pods"; kn get pods -o wide; echo "--- events"; kn get events --sort-by=.lastTimestamp | tail -25
     for d in gateway tts lipsync eyes controller; do echo "--- $d"; kn logs "deploy/avatar-$d" --tail=15 2>&1; done
+    if [ -n "${NODE_LOG_DIR:-}" ]; then
+      echo "--- kubelet (errors)"; grep -E '^[EW][0-9]{4}' "$NODE_LOG_DIR/kubelet.log" | tail -25
+    fi
   } >&2 2> /dev/null || true
 }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
@@ -205,11 +208,18 @@ kn get avatarrender whitespace -o jsonpath='{.status.message}' | grep -q spec.te
 step "helm uninstall leaves nothing behind but the CRD"
 kn delete avatarrenders --all --wait=true > /dev/null
 helm uninstall avatar --namespace "$NS" --wait --timeout 3m > /dev/null || fail "helm uninstall"
-for _ in $(seq 1 60); do
+# Everything goes within a minute; a pod already being deleted (Terminating: the node is
+# stopping it) may take the node up to three, and is reported if it takes longer.
+for i in $(seq 1 180); do
   left=$(kn get all,configmaps,serviceaccounts,poddisruptionbudgets,persistentvolumeclaims,roles,rolebindings \
     -l app.kubernetes.io/instance=avatar -o name 2> /dev/null)
   left+=$(k get clusterroles,clusterrolebindings -l app.kubernetes.io/instance=avatar -o name 2> /dev/null)
   [ -z "$left" ] && break
+  not_deleting=$(kn get pods -l app.kubernetes.io/instance=avatar -o json 2> /dev/null |
+    json "print(sum(1 for p in d['items'] if not p['metadata'].get('deletionTimestamp')))")
+  if [ "$i" -ge 60 ] && { [ "$not_deleting" != 0 ] || [ "$(echo "$left" | grep -vc '^pod/')" != 0 ]; }; then
+    break
+  fi
   sleep 1
 done
 [ -z "$left" ] || fail "left behind: $left"
