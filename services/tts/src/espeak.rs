@@ -181,7 +181,7 @@ impl Phonemizer {
                 }
             };
             let phonemes = sentence.get_or_insert_with(Vec::new);
-            phonemes.extend(clause.nfd());
+            phonemes.extend(piper_clause_phonemes(&clause, espeak_voice));
             phonemes.extend_from_slice(clause_punctuation(terminator));
             if terminator & CLAUSE_TYPE_SENTENCE == CLAUSE_TYPE_SENTENCE {
                 sentences.extend(sentence.take());
@@ -190,6 +190,29 @@ impl Phonemizer {
         sentences.extend(sentence);
         Ok(sentences)
     }
+}
+
+/// One clause's phonemes as piper-phonemize keeps them: decomposed (NFD), mapped by the
+/// voice's default phoneme map (pt-br: `c` -> `k`), with espeak's language-switch flags
+/// (`(en)`, `(fr)` ... around words from another language) removed.
+fn piper_clause_phonemes(clause: &str, espeak_voice: &str) -> Vec<char> {
+    let map_c_to_k = espeak_voice == "pt-br";
+    let mut in_flag = false;
+    clause
+        .nfd()
+        .map(|c| if map_c_to_k && c == 'c' { 'k' } else { c })
+        .filter(|&c| {
+            if in_flag {
+                in_flag = c != ')';
+                false
+            } else if c == '(' {
+                in_flag = true;
+                false
+            } else {
+                true
+            }
+        })
+        .collect()
 }
 
 /// The phonemes piper-phonemize appends for a clause terminator.
@@ -246,5 +269,32 @@ pub(crate) mod tests {
             panic!("a library that does not exist opened");
         };
         assert!(e.to_string().contains("/nonexistent/libespeak.so"), "{e}");
+    }
+
+    #[test]
+    fn language_flags_are_dropped_and_pt_br_maps_c_as_piper_does() {
+        assert_eq!(
+            piper_clause_phonemes("das ɪst (en)kəmpjˈuːtɚ(de) ɡuːt", "de"),
+            "das ɪst kəmpjˈuːtɚ ɡuːt".chars().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            piper_clause_phonemes("casa", "pt-br"),
+            "kasa".chars().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            piper_clause_phonemes("casa", "pt"),
+            "casa".chars().collect::<Vec<_>>()
+        );
+        // From espeak itself: a German voice reading an English word flags it.
+        let phonemes: String = phonemizer()
+            .phonemize("Das ist ein Computer.", "de")
+            .unwrap()
+            .concat()
+            .into_iter()
+            .collect();
+        assert!(
+            !phonemes.contains('(') && !phonemes.contains(')'),
+            "{phonemes}"
+        );
     }
 }
