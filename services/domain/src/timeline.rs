@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 /// One phoneme (a single IPA code point as the voice's phoneme map knows it, or one of the
-/// markers `^` sentence start, `$` sentence end, `_` pad, punctuation, space, stress) and
-/// the samples it owns: its own id plus the pad id after it, as Piper counts them.
+/// markers `^` sentence start, `$` sentence end, punctuation, space, stress) and the samples
+/// in which it is heard: its own id's, the pad before it (a pad sounds like the phoneme
+/// that follows it), fitted to the audio's silences (see the tts crate's `fit` module).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimedPhoneme {
     pub phoneme: String,
@@ -57,11 +58,17 @@ impl TimedPhoneme {
     /// True for the phonemes that make no sound: the sentence markers, the pad and the
     /// punctuation Piper keeps as phonemes (pauses). Spaces are word breaks, not silence.
     pub fn is_silence(&self) -> bool {
-        let mut chars = self.phoneme.chars();
-        match (chars.next(), chars.next()) {
-            (Some(c), None) => is_silence_symbol(c),
-            _ => false,
-        }
+        symbol_of(&self.phoneme).is_some_and(is_silence_symbol)
+    }
+}
+
+/// The symbol a phoneme string is, if it is one code point (every phoneme of Piper's espeak
+/// voices is; a multi-character entry of a phoneme map is not).
+pub fn symbol_of(phoneme: &str) -> Option<char> {
+    let mut chars = phoneme.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod phonetics;
 mod smooth;
 pub mod visemes;
 
+use avatar_domain::timeline::symbol_of;
 use avatar_domain::{MouthCue, PhonemeTimeline, VisemeSet};
 
 use phonetics::{Consonant, Sound, Stress, Vowel, classify};
@@ -66,11 +67,9 @@ fn units(t: &PhonemeTimeline) -> Vec<Unit> {
     let mut word = 0;
     for p in &t.phonemes {
         let (start, end) = (t.ms(p.start_sample), t.ms(p.end_sample));
-        let mut chars = p.phoneme.chars();
-        let sound = match (chars.next(), chars.next()) {
-            (Some(c), None) => classify(c).unwrap_or(Sound::Modifier),
-            _ => Sound::Modifier,
-        };
+        let sound = symbol_of(&p.phoneme)
+            .and_then(classify)
+            .unwrap_or(Sound::Modifier);
         let sound = match sound {
             Sound::WordBreak if end - start >= WORD_PAUSE_MS => Sound::Silence,
             other => other,

@@ -25,15 +25,14 @@ const ONSET_LEAD_FRAMES: usize = 2;
 ///   140 ms of it at -90 dB): those frames go to the pause;
 /// - the silent closure of a plosive often lies in the length mark, word break or end of
 ///   the sound before it ("mopping": the p's closure filled the "ː" after the vowel): those
-///   frames go to the plosive, so its closure (shut lips for a p) is seen while it is heard.
-///
+///   frames go to the plosive, so its closure (shut lips for a p) is seen while it is heard;
 /// - a plosive's span ends one frame after its burst (in "mopping" the p lasted 35 ms past
 ///   its burst, the lips shut while the ɪ was heard).
 ///
 /// A sound keeps at least one frame of its own; pauses are never given to a plosive.
-pub(crate) fn fit_to_audio(symbols: &[Option<char>], ends: &mut [u64], audio: &[f32]) {
+/// `peak` is the sentence's largest absolute sample.
+pub(crate) fn fit_to_audio(symbols: &[Option<char>], ends: &mut [u64], audio: &[f32], peak: f32) {
     const FRAME: usize = SAMPLES_PER_FRAME as usize;
-    let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
     if peak <= 0.0 || symbols.is_empty() {
         return;
     }
@@ -146,7 +145,9 @@ mod tests {
             })
             .collect();
         let total = frames.iter().sum::<u64>() as usize;
-        fit_to_audio(&symbols, &mut ends, &audio(total, silent));
+        let audio = audio(total, silent);
+        let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        fit_to_audio(&symbols, &mut ends, &audio, peak);
         ends.iter().map(|e| e / SAMPLES_PER_FRAME).collect()
     }
 

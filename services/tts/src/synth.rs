@@ -1,7 +1,7 @@
 //! One synthesis run: text -> phonemes -> ids -> Piper, sentence by sentence, with the
 //! phoneme timeline taken from the same run as the audio.
 
-use avatar_domain::timeline::is_silence_symbol;
+use avatar_domain::timeline::{is_silence_symbol, symbol_of};
 use avatar_domain::{PhonemeTimeline, SentenceSpan, TimedPhoneme};
 
 use crate::TtsError;
@@ -174,15 +174,8 @@ fn append_sentence(
     let start_phoneme = timeline.phonemes.len();
     let sentence_start = timeline.total_samples;
     let mut cursor = 0;
-    let symbol = |i: usize| {
-        let mut chars = groups[i].phoneme.chars();
-        match (chars.next(), chars.next()) {
-            (Some(c), None) => Some(c),
-            _ => None,
-        }
-    };
-    // Punctuation and sentence marks.
-    let silent = |i: usize| symbol(i).is_some_and(is_silence_symbol);
+    let symbols: Vec<Option<char>> = groups.iter().map(|g| symbol_of(&g.phoneme)).collect();
+    let silent = |i: usize| symbols[i].is_some_and(is_silence_symbol);
     // Whether group `i`'s pad stays with it: after a silence, and before one (where it is the
     // fading end of the sound before the pause), and at the end.
     let pad_stays = |i: usize| silent(i) || i + 1 == groups.len() || silent(i + 1);
@@ -202,8 +195,10 @@ fn append_sentence(
         };
         ends.push(cursor);
     }
-    let symbols: Vec<Option<char>> = (0..groups.len()).map(symbol).collect();
-    fit_to_audio(&symbols, &mut ends, &audio);
+    // Piper's normalize_audio scales each sentence to full peak: silence is judged against
+    // the same peak.
+    let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    fit_to_audio(&symbols, &mut ends, &audio, peak);
     let mut start = sentence_start;
     for (group, end) in groups.iter().zip(ends) {
         timeline.phonemes.push(TimedPhoneme {
@@ -222,7 +217,6 @@ fn append_sentence(
     });
 
     // Piper's normalize_audio: scale each sentence to full peak, then clip.
-    let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
     if peak < 1e-8 {
         audio.iter_mut().for_each(|s| *s = 0.0);
     } else {
