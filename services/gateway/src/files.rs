@@ -78,6 +78,10 @@ fn not_found(file: &str) -> ApiError {
     .field("file")
 }
 
+fn unsatisfiable(message: String) -> ApiError {
+    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "bad_range", message).field("Range")
+}
+
 fn unavailable(e: object_store::Error) -> ApiError {
     ApiError::unavailable(format!("the object store is unavailable: {e}"))
 }
@@ -92,40 +96,18 @@ async fn serve_object(
 ) -> Result<Response, ApiError> {
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
-        Some(value) => Some(parse_range(value).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "bad_range",
-                format!("unsupported range {value:?}"),
-            )
-            .field("Range")
-        })?),
+        Some(value) => Some(
+            parse_range(value)
+                .ok_or_else(|| unsatisfiable(format!("unsupported range {value:?}")))?,
+        ),
     };
-    // A range is checked against the object's size first, so what cannot be served is a
-    // 416 whatever the store would have said about it.
-    let range = match range {
-        None => None,
-        Some(range) => {
-            let size = match app.store.head(key).await {
-                Ok(meta) => meta.size,
-                Err(object_store::Error::NotFound { .. }) => return Err(not_found(file)),
-                Err(e) => return Err(unavailable(e)),
-            };
-            let bounded = range
-                .as_range(size)
-                .ok()
-                .filter(|r| !r.is_empty())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "bad_range",
-                        format!("{range} is outside the file ({size} bytes)"),
-                    )
-                    .field("Range")
-                })?;
-            Some(GetRange::Bounded(bounded))
-        }
-    };
+    // An empty suffix (`bytes=-0`) selects nothing: unsatisfiable whatever the file.
+    if let Some(GetRange::Suffix(0)) = range {
+        return Err(unsatisfiable(format!(
+            "{} selects no bytes",
+            GetRange::Suffix(0)
+        )));
+    }
     let options = GetOptions {
         range: range.clone(),
         ..Default::default()
@@ -133,7 +115,20 @@ async fn serve_object(
     let result = match app.store.get_opts(key, options).await {
         Ok(r) => r,
         Err(object_store::Error::NotFound { .. }) => return Err(not_found(file)),
-        Err(e) => return Err(unavailable(e)),
+        // Whether the range was outside the file is judged from the file's size, not from
+        // the store's wording (only on this error path: a served range costs one request).
+        Err(e) => {
+            if let Some(range) = &range
+                && let Ok(meta) = app.store.head(key).await
+                && range.as_range(meta.size).is_err()
+            {
+                return Err(unsatisfiable(format!(
+                    "{range} is outside the file ({} bytes)",
+                    meta.size
+                )));
+            }
+            return Err(unavailable(e));
+        }
     };
     let total = result.meta.size;
     let served = result.range.clone();

@@ -55,10 +55,6 @@ pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
             )])),
         };
     }
-    // The field at fault when serde's error has no path: an unknown or repeated key, or a
-    // missing `text` (found from the keys themselves, not from serde's wording).
-    let keys: ObjectKeys = serde_json::from_slice(bytes).map_err(|e| syntax(&e))?;
-    let at_fault = keys.at_fault();
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let request: RenderRequest =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -70,7 +66,12 @@ pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
             let field = if path != "." && !path.is_empty() {
                 path
             } else {
-                at_fault.clone().unwrap_or_else(|| "body".into())
+                // An unknown or repeated key, or a missing `text`: found from the keys
+                // themselves (read only on this error path), not from serde's wording.
+                serde_json::from_slice::<ObjectKeys>(bytes)
+                    .ok()
+                    .and_then(|keys| keys.at_fault())
+                    .unwrap_or_else(|| "body".into())
             };
             let message = inner.to_string();
             let message = message

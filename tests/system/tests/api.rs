@@ -50,6 +50,20 @@ fn sync_async_cached_polled_and_audio() {
             format!("bytes 0-99/{}", bytes.len())
         );
         assert_eq!(part.bytes().await.unwrap().len(), 100);
+        // A range past the end, or selecting nothing, is a 416 naming the header.
+        let past_end = format!("bytes={}-", bytes.len());
+        for range in [past_end.as_str(), "bytes=-0", "bytes=9-3"] {
+            let refused = stack
+                .http
+                .get(&audio_url)
+                .header("Range", range)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 416, "{range}");
+            let body: Value = refused.json().await.unwrap();
+            assert_eq!(body["field"], "Range", "{range}: {body}");
+        }
         let missing = stack
             .http
             .get(stack.url(&format!("/audio/{}-abcdefgh.ogg", "0".repeat(64))))

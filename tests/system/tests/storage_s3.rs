@@ -61,5 +61,14 @@ fn audio_goes_to_s3_and_is_served_through_the_gateway() {
             .unwrap();
         assert_eq!(part.status(), 206);
         assert_eq!(part.bytes().await.unwrap(), served.slice(10..20));
+        // A range past the end is a 416 from S3 too, judged from the object's size.
+        let refused = stack
+            .http
+            .get(url)
+            .header("Range", format!("bytes={}-", served.len()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 416);
     });
 }
