@@ -285,9 +285,9 @@ pub(crate) mod tests {
             piper_clause_phonemes("casa", "pt"),
             "casa".chars().collect::<Vec<_>>()
         );
-        // From espeak itself: a German voice reading an English word flags it.
+        // From espeak itself: the French voice flags English words ("(en)wiːkˈɛnd(fr)").
         let phonemes: String = phonemizer()
-            .phonemize("Das ist ein Computer.", "de")
+            .phonemize("Le weekend, j'aime le football.", "fr")
             .unwrap()
             .concat()
             .into_iter()
@@ -295,6 +295,10 @@ pub(crate) mod tests {
         assert!(
             !phonemes.contains('(') && !phonemes.contains(')'),
             "{phonemes}"
+        );
+        assert!(
+            phonemes.contains("wiːkˈɛnd"),
+            "the flagged word is kept: {phonemes}"
         );
     }
 }
