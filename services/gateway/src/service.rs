@@ -64,23 +64,20 @@ pub async fn health(State(app): State<App>) -> Response {
 /// What answers before NATS is reached: alive, not ready, unhealthy, and 503 with
 /// `Retry-After` for everything else.
 pub fn starting_router() -> Router {
-    let not_ready = || ReadyResponse {
-        status: "not_ready",
-        reason: Some("connecting to NATS".into()),
-        nats_connected: false,
-        voices_live: 0,
-        voices_known: 0,
-    };
+    let not_ready = get(|| async {
+        let body = ReadyResponse {
+            status: "not_ready",
+            reason: Some("connecting to NATS".into()),
+            nats_connected: false,
+            voices_live: 0,
+            voices_known: 0,
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+    });
     Router::new()
         .route("/livez", get(livez))
-        .route(
-            "/readyz",
-            get(move || async move { (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready())) }),
-        )
-        .route(
-            "/ready",
-            get(move || async move { (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready())) }),
-        )
+        .route("/readyz", not_ready.clone())
+        .route("/ready", not_ready)
         .route(
             "/health",
             get(|| async {

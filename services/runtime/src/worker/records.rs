@@ -45,11 +45,7 @@ impl<H: StageHandler> Worker<H> {
                     message: reason,
                     field,
                 };
-                let _ = self
-                    .finish(job, RenderStatus::Failed, None, Some(failure))
-                    .await;
-                let _ = message.ack_with(AckKind::Term).await;
-                self.count("rejected");
+                self.fail_for_good(message, job, failure, "rejected").await;
             }
             StageError::Failed {
                 message: reason, ..
@@ -63,11 +59,7 @@ impl<H: StageHandler> Worker<H> {
                     ),
                     field: None,
                 };
-                let _ = self
-                    .finish(job, RenderStatus::Failed, None, Some(failure))
-                    .await;
-                let _ = message.ack_with(AckKind::Term).await;
-                self.count("failed");
+                self.fail_for_good(message, job, failure, "failed").await;
             }
             StageError::Failed {
                 message: reason, ..
@@ -78,6 +70,21 @@ impl<H: StageHandler> Worker<H> {
                 self.count("retried");
             }
         }
+    }
+
+    /// Fails the render with `failure`, ends the job for good and counts it as `outcome`.
+    async fn fail_for_good(
+        &self,
+        message: &async_nats::jetstream::Message,
+        job: &Job,
+        failure: Failure,
+        outcome: &str,
+    ) {
+        let _ = self
+            .finish(job, RenderStatus::Failed, None, Some(failure))
+            .await;
+        let _ = message.ack_with(AckKind::Term).await;
+        self.count(outcome);
     }
 
     /// `None` if the job is no longer wanted; otherwise marks its render `rendering` and
