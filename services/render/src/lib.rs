@@ -78,13 +78,16 @@ impl Engine {
     /// Loads the native runtime and opens the voices directory; voices load on first use.
     pub fn new(config: EngineConfig) -> Result<Self, TtsError> {
         let voices = VoiceStore::open(&config.voices_dir, &config.runtime, config.threads)?;
-        let installed = voices.list();
-        let default_voice = default_voice(
-            config.default_voice.as_deref(),
-            installed.iter().map(|v| v.voice_id.as_str()),
-        )
-        .unwrap_or(CONTRACT_DEFAULT_VOICE)
-        .to_owned();
+        // The directory is read (every voice's config) only when no default is configured.
+        let default_voice = match &config.default_voice {
+            Some(configured) => configured.clone(),
+            None => {
+                let installed = voices.list();
+                default_voice(None, installed.iter().map(|v| v.voice_id.as_str()))
+                    .unwrap_or(CONTRACT_DEFAULT_VOICE)
+                    .to_owned()
+            }
+        };
         Ok(Self {
             voices,
             config,
