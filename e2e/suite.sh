@@ -114,7 +114,9 @@ assert len(r["mouth_cues"]) == s["mouthCueCount"] and r["duration_ms"] == s["dur
 ' || fail "$name: result $result"
   echo "$name: audio $(wc -c < /tmp/e2e-audio.ogg) bytes and result fetched through the Service"
 done
-kn get events --field-selector involvedObject.name=hello | grep -q Completed || fail "no Completed event"
+# (Captured first: with pipefail, `producer | grep -q` fails when grep stops reading early.)
+events=$(kn get events --field-selector involvedObject.name=hello)
+grep -q Completed <<< "$events" || fail "no Completed event"
 
 # -------------------------------------------------------------------------------------------
 step "the HTTP API through the Service: sync, async, bad input"
@@ -122,7 +124,9 @@ post() { curl -s -o /tmp/e2e-body.json -w '%{http_code}' -X POST "$GATEWAY$1" -H
 code=$(post /v1/avatar/render '{"text": "Hello through the Service, synchronously.", "viseme_set": "rhubarb"}')
 [ "$code" = 200 ] || fail "sync render: $code $(cat /tmp/e2e-body.json)"
 json 'assert d["status"]=="completed" and d["mouth_cues"] and d["eye_events"] is not None, d' < /tmp/e2e-body.json
-curl -sf "$(local_url "$(json 'print(d["audio_url"])' < /tmp/e2e-body.json)")" | head -c 4 | grep -q OggS || fail "sync audio"
+audio=$(json 'print(d["audio_url"])' < /tmp/e2e-body.json)
+curl -sf "$(local_url "$audio")" -o /tmp/e2e-audio.ogg || fail "sync audio: $audio"
+[ "$(head -c 4 /tmp/e2e-audio.ogg)" = OggS ] || fail "sync audio: not Ogg"
 code=$(post /v1/avatar/render_async '{"text": "Hello through the Service, asynchronously."}')
 [ "$code" = 202 ] || fail "async render: $code $(cat /tmp/e2e-body.json)"
 id=$(json 'print(d["render_id"])' < /tmp/e2e-body.json)
@@ -202,7 +206,8 @@ metadata: { name: whitespace }
 spec: { text: "   " }
 YAML
 wait_phase whitespace Failed 120
-kn get avatarrender whitespace -o jsonpath='{.status.message}' | grep -q spec.text || fail "whitespace: no spec.text in the message"
+message=$(kn get avatarrender whitespace -o jsonpath='{.status.message}')
+grep -q spec.text <<< "$message" || fail "whitespace: no spec.text in the message ($message)"
 
 # -------------------------------------------------------------------------------------------
 step "helm uninstall leaves nothing behind but the CRD"
