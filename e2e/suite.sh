@@ -111,6 +111,10 @@ import json, sys
 r = json.load(sys.stdin); s = json.load(open("/tmp/e2e-avr.json"))["status"]
 assert r["status"] == "completed" and r["render_id"] == s["renderId"], r
 assert len(r["mouth_cues"]) == s["mouthCueCount"] and r["duration_ms"] == s["durationMs"], (r, s)
+assert len(r["words"]) == s["wordCount"] > 0 and len(r["sentences"]) == s["sentenceCount"] > 0, (r, s)
+text = json.load(open("/tmp/e2e-avr.json"))["spec"]["text"].encode("utf-16-le")
+for w in r["words"]:
+    assert text[2 * w["start"]:2 * w["end"]].decode("utf-16-le") == w["text"], w
 ' || fail "$name: result $result"
   echo "$name: audio $(wc -c < /tmp/e2e-audio.ogg) bytes and result fetched through the Service"
 done

@@ -4,7 +4,8 @@
     lipsync_score.py JOB.json > SCORES.json
 
 JOB.json: {"items": [{"name", "audio" (a file ffmpeg reads), "align_text" (the words
-spoken, each in pocketsphinx's US-English dictionary), "cues": {set: [{t_ms, viseme}]}}]}.
+spoken, each in pocketsphinx's US-English dictionary), "cues": {set: [{t_ms, viseme}]},
+"words": [{t_ms, end_ms, text}] (the render's word marks)}]}.
 
 The aligner is pocketsphinx 5.1.1 (PyPI) with its bundled US-English acoustic model: given the
 words, it finds each phone's span in the audio (10 ms frames; good to a few tens of ms). For
@@ -18,9 +19,17 @@ every viseme set, each viseme is mapped to open, closed or rest; then, per text:
           nearest aligned phone onset (signed, ms)
   rate    cue changes per second of speech; hold: median time between cue changes (ms)
 
+Word marks are matched to the aligned words by their text (a difflib alignment of the
+marks' words with align_text's; a mark written as one word and spoken as several, `250` as
+"two hundred fifty", takes the aligned words between its matched neighbours), then scored:
+
+  words   marks matched / marks; onset and end: median and 90th percentile of
+          |mark - aligned word boundary| (ms)
+
 A test-only tool: it runs from a venv made by scripts/setup_test_tools.sh, never at run time.
 """
 
+import difflib
 import json
 import os
 import statistics
@@ -39,7 +48,8 @@ REST = {"basic": {"REST"}, "rhubarb": {"X"}, "oculus": {"sil"}}
 
 
 def align(audio, text):
-    """[(phone, start_ms, end_ms)] of the whole utterance, silences as SIL."""
+    """[(phone, start_ms, end_ms)] of the whole utterance, silences as SIL, and
+    [(word, start_ms, end_ms)] of its words (no silences)."""
     raw = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", audio, "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
         capture_output=True, check=True).stdout
@@ -56,11 +66,69 @@ def align(audio, text):
     decoder.start_utt()
     decoder.process_raw(raw, full_utt=True)
     decoder.end_utt()
-    phones = []
+    phones, words = [], []
     for word in decoder.get_alignment():
+        name = word.name.split("(")[0].lower()
+        if not name.startswith("<") and name not in ("sil", "[noise]"):
+            words.append((name, word.start * 10, (word.start + word.duration) * 10))
         for phone in word:
             phones.append((phone.name, phone.start * 10, (phone.start + phone.duration) * 10))
-    return phones
+    return phones, words
+
+
+def plain(text):
+    """A mark's words as the aligner spells them: lower case, no punctuation but apostrophes."""
+    cleaned = "".join(c if c.isalnum() or c in "'’" else " " for c in text.lower())
+    return cleaned.replace("’", "'").split()
+
+
+def score_words(marks, aligned):
+    """Matches marks to aligned words by text and scores their onsets and ends."""
+    tokens, owner = [], []
+    for i, mark in enumerate(marks):
+        for token in plain(mark["text"]):
+            tokens.append(token)
+            owner.append(i)
+    spans = {}  # mark index -> (first aligned word, last aligned word)
+    matched, replaced = {}, set()
+    matcher = difflib.SequenceMatcher(a=tokens, b=[w for w, _, _ in aligned], autojunk=False)
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            for k in range(a1 - a0):
+                i = owner[a0 + k]
+                first, _ = spans.get(i, (b0 + k, b0 + k))
+                spans[i] = (first, b0 + k)
+                matched[i] = matched.get(i, 0) + 1
+        elif op == "replace" and len(set(owner[a0:a1])) == 1:
+            # One written mark spoken as other words ("250", "Dr."): all of them.
+            spans[owner[a0]] = (b0, b1 - 1)
+            replaced.add(owner[a0])
+    # A mark only partly matched (one of its words missing) is not scored.
+    complete = {i for i in spans if i in replaced or matched.get(i, 0) == owner.count(i)}
+    onsets, ends, signed = [], [], []
+    for i in sorted(complete):
+        first, last = spans[i]
+        signed.append(marks[i]["t_ms"] - aligned[first][1])
+        onsets.append(abs(signed[-1]))
+        ends.append(abs(marks[i]["end_ms"] - aligned[last][2]))
+        if DEBUG and max(onsets[-1], ends[-1]) > 100:
+            print(f"word {marks[i]['text']!r} [{marks[i]['t_ms']}-{marks[i]['end_ms']}] vs "
+                  f"{aligned[first:last + 1]}", file=sys.stderr)
+
+    def pct(values, q):
+        if not values:
+            return None
+        values = sorted(values)
+        return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+    return {
+        "matched": [len(onsets), len(marks)],
+        "onset_median_ms": pct(onsets, 0.5),
+        "onset_p90_ms": pct(onsets, 0.9),
+        "end_median_ms": pct(ends, 0.5),
+        "end_p90_ms": pct(ends, 0.9),
+        "onset_bias_ms": pct(signed, 0.5),
+    }
 
 
 def viseme_at(cues, t):
@@ -121,11 +189,12 @@ def main():
     job = json.load(open(sys.argv[1]))
     out = []
     for item in job["items"]:
-        phones = align(item["audio"], item["align_text"])
+        phones, words = align(item["audio"], item["align_text"])
         out.append({
             "name": item["name"],
             "phones": len(phones),
             "sets": {s: score(c, phones, s, item["name"]) for s, c in item["cues"].items()},
+            "words": score_words(item.get("words", []), words),
         })
     json.dump({"items": out}, sys.stdout, indent=1)
 

@@ -94,7 +94,14 @@ pub struct AvatarRenderStatus {
     pub mouth_cue_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eye_event_count: Option<u32>,
-    /// The full result (mouth cues and eye events), as the HTTP API returns it.
+    /// How many word marks the result has (when each written word of `spec.text` is heard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_count: Option<u32>,
+    /// How many sentence marks the result has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentence_count: Option<u32>,
+    /// The full result (mouth cues, eye events, word and sentence marks located in
+    /// `spec.text`), as the HTTP API returns it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_url: Option<String>,
     /// Whether the render came from the cache.

@@ -53,6 +53,7 @@ pub(crate) async fn complete(
         return Err(Error::MissingResult(record.render_id.clone()));
     };
     result.resolve_audio_url(&ctx.settings.audio_base_url);
+    result.locate_marks_in(&obj.spec.text);
     result.cached = cached;
     let body = serde_json::to_vec(&result).expect("a result serialises");
     ctx.store
@@ -65,6 +66,8 @@ pub(crate) async fn complete(
         duration_ms: Some(result.duration_ms),
         mouth_cue_count: Some(result.mouth_cues.len() as u32),
         eye_event_count: Some(result.eye_events.len() as u32),
+        word_count: Some(result.words.len() as u32),
+        sentence_count: Some(result.sentences.len() as u32),
         result_url: Some(format!(
             "{}/{}.json",
             ctx.settings.results_base_url, record.render_id

@@ -2,18 +2,21 @@
 //!
 //! A render is asked for with a [`request`] (validated once, against the contract's limits),
 //! named by a content hash of what was asked ([`render_id`]), timed in samples of the
-//! synthesised audio ([`timeline`]) and answered in the shape of the HTTP API's completed
-//! response ([`render`]); [`voice`] holds the default-voice rule. The stage libraries (tts,
+//! synthesised audio ([`timeline`]), its words and sentences located in the text
+//! ([`marks`]), and answered in the shape of the HTTP API's completed response ([`render`]); [`voice`] holds the default-voice rule. The stage libraries (tts,
 //! lipsync, eyes) and the services all build on this crate; the runtime (NATS, HTTP, storage,
 //! telemetry) is `avatar-runtime`, which only the binaries use.
 
+pub mod marks;
 pub mod render;
 pub mod render_id;
 pub mod request;
+pub mod subtitles;
 pub mod timeline;
 pub mod viseme;
 pub mod voice;
 
+pub use marks::{SentenceMark, SpokenText, WordMark};
 pub use render::{
     EyeEvent, EyeEventType, MouthCue, RenderResult, RenderStatus, SaccadeDirection, VoiceInfo,
 };

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::VisemeSet;
+use crate::marks::{SentenceMark, WordMark};
+use crate::{PhonemeTimeline, VisemeSet};
 
 /// Where a render is in its life: `pending` -> `rendering` -> `completed` or `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +95,13 @@ pub struct RenderResult {
     pub cached: bool,
     pub processing_time_ms: u64,
     pub viseme_set: VisemeSet,
+    /// Every written word of `text` and when it is heard, in order (punctuation is not a
+    /// word; `1,234` or a URL is one word however many it is spoken as).
+    #[serde(default)]
+    pub words: Vec<WordMark>,
+    /// Every synthesised sentence and when it is heard, in order.
+    #[serde(default)]
+    pub sentences: Vec<SentenceMark>,
 }
 
 impl RenderResult {
@@ -105,19 +113,32 @@ impl RenderResult {
         }
     }
 
+    /// Locates the word and sentence marks in the client's own `text` (they are stored
+    /// located in the rendered, normalised text; see [`crate::marks::locate_in`]).
+    pub fn locate_marks_in(&mut self, text: &str) {
+        crate::marks::locate_in(text, &mut self.words, &mut self.sentences);
+    }
+
     /// A fresh render's answer (not from the cache), as the last stage of the pipeline and
     /// the offline engine assemble it. `audio_url` is what the client is given, or a file
-    /// name that whoever answers the client makes absolute.
+    /// name that whoever answers the client makes absolute. The timeline is the synthesis
+    /// run's, `text` the normalised text it spoke (for the word and sentence marks).
+    #[allow(clippy::too_many_arguments)]
     pub fn completed(
         render_id: String,
         audio_url: String,
-        duration_ms: u64,
+        timeline: &PhonemeTimeline,
+        text: &str,
         viseme_set: VisemeSet,
         mouth_cues: Vec<MouthCue>,
         eye_events: Vec<EyeEvent>,
         processing_time_ms: u64,
     ) -> Self {
+        let (words, sentences) = crate::marks::marks(timeline, text);
+        let duration_ms = timeline.duration_ms();
         Self {
+            words,
+            sentences,
             render_id,
             status: RenderStatus::Completed,
             audio_url,
@@ -164,6 +185,19 @@ mod tests {
             cached: false,
             processing_time_ms: 1523,
             viseme_set: VisemeSet::Basic,
+            words: vec![WordMark {
+                t_ms: 120,
+                end_ms: 400,
+                text: "Hello".into(),
+                start: 0,
+                end: 5,
+            }],
+            sentences: vec![SentenceMark {
+                t_ms: 120,
+                end_ms: 2100,
+                start: 0,
+                end: 12,
+            }],
         };
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(
@@ -180,7 +214,9 @@ mod tests {
                 ],
                 "cached": false,
                 "processing_time_ms": 1523,
-                "viseme_set": "basic"
+                "viseme_set": "basic",
+                "words": [{"t_ms": 120, "end_ms": 400, "text": "Hello", "start": 0, "end": 5}],
+                "sentences": [{"t_ms": 120, "end_ms": 2100, "start": 0, "end": 12}]
             })
         );
         let back: RenderResult = serde_json::from_value(json).unwrap();

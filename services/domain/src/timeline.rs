@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::marks::SpokenText;
+
 /// One phoneme (a single IPA code point as the voice's phoneme map knows it, or one of the
 /// markers `^` sentence start, `$` sentence end, punctuation, space, stress) and the samples
 /// in which it is heard: its own id's, the pad before it (a pad sounds like the phoneme
@@ -33,6 +35,14 @@ pub struct PhonemeTimeline {
     pub total_samples: u64,
     pub phonemes: Vec<TimedPhoneme>,
     pub sentences: Vec<SentenceSpan>,
+    /// The written words of the text and when each is heard, in text order (see
+    /// [`crate::marks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<SpokenText>,
+    /// The text's sentences as the synthesiser spoke them (a long one may be synthesised in
+    /// several `sentences`, and is one here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spoken_sentences: Vec<SpokenText>,
 }
 
 /// Why a timeline is not usable (e.g. one that arrived in a corrupt job message).
@@ -176,10 +186,17 @@ impl PhonemeTimeline {
 
     /// The audio's length in whole milliseconds (rounded to nearest).
     pub fn duration_ms(&self) -> u64 {
+        self.ms_at(self.total_samples)
+    }
+
+    /// Whole milliseconds (rounded to nearest) from the start of the audio to `sample`, at
+    /// most the audio's length.
+    pub fn ms_at(&self, sample: u64) -> u64 {
         if self.sample_rate == 0 {
             return 0;
         }
-        (self.total_samples * 1000 + u64::from(self.sample_rate) / 2) / u64::from(self.sample_rate)
+        let sample = sample.min(self.total_samples);
+        (sample * 1000 + u64::from(self.sample_rate) / 2) / u64::from(self.sample_rate)
     }
 
     /// Checks that the phonemes tile the audio without gaps or overlaps and that every
@@ -249,6 +266,7 @@ mod tests {
                 first_phoneme: 0,
                 end_phoneme: bounds.len(),
             }],
+            ..Default::default()
         }
     }
 
@@ -290,6 +308,7 @@ mod tests {
                 first_phoneme: 0,
                 end_phoneme: 4,
             }],
+            ..Default::default()
         };
         let pauses = t.pauses(50.0);
         assert_eq!(pauses.len(), 2);

@@ -144,7 +144,8 @@ impl Engine {
         let result = RenderResult::completed(
             id.clone(),
             audio_url(&id, audio.format),
-            synthesis.duration_ms(),
+            &synthesis.timeline,
+            &spec.text,
             spec.viseme_set,
             mouth_cues,
             eye_events,

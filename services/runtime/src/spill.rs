@@ -171,7 +171,7 @@ mod tests {
                         end_sample: 256 * (i + 1),
                     })
                     .collect(),
-                sentences: vec![],
+                ..Default::default()
             },
         });
         job

@@ -70,7 +70,12 @@ fn result(render_id: &str) -> RenderResult {
     RenderResult::completed(
         render_id.into(),
         "audio.ogg".into(),
-        1000,
+        &PhonemeTimeline {
+            sample_rate: 1000,
+            total_samples: 1000,
+            ..Default::default()
+        },
+        "",
         Default::default(),
         vec![MouthCue {
             t_ms: 0,

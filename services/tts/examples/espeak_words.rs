@@ -147,6 +147,9 @@ fn main() {
         };
         assert_eq!(status, 0, "espeak_Synth failed on {name}");
         let events = std::mem::take(&mut *EVENTS.lock().unwrap());
+        if std::env::var_os("ESPEAK_EVENTS").is_some() {
+            println!("{events:?}");
+        }
         // Words per clause, clauses ended by END events.
         let mut per_clause: Vec<Vec<c_int>> = vec![Vec::new()];
         for (kind, position) in &events {

@@ -15,6 +15,7 @@ pub mod ids;
 mod runtime;
 mod synth;
 pub mod voice;
+pub mod words;
 
 pub use audio::{AudioFormat, EncodedAudio};
 pub use avatar_domain::VoiceInfo;

@@ -1,6 +1,7 @@
 //! The phoneme ids match piper-phonemize 1.1.0 exactly, on golden sequences generated once
 //! with the Python package (`scripts/golden_phonemes.py`) for ordinary prose, a torture
-//! text (numbers, abbreviations, quotes, ellipsis, URLs, emoji, non-Latin letters) and more.
+//! text (numbers, abbreviations, quotes, ellipsis, URLs, emoji, non-Latin letters) and more;
+//! through the same espeak calls that locate the words, whose invariants are checked too.
 
 mod common;
 
@@ -50,6 +51,28 @@ fn ids_identical_to_piper_phonemize() {
             let ids = tts::ids::phoneme_ids(map, sentence);
             assert_eq!(ids, golden_sentence.ids, "ids of {name:?}");
             total_ids += ids.len();
+        }
+        // The word events of espeak's synthesis pass line up with the phonemes of every
+        // clause, and every spoken phoneme belongs to a written word of the text.
+        let marked = phonemizer
+            .phonemize_marked(&expected.text, &voice.config.espeak.voice)
+            .unwrap();
+        assert_eq!(
+            marked.unmatched_clauses, 0,
+            "clauses without words in {name:?}"
+        );
+        for sentence in &marked.sentences {
+            for (p, word) in sentence.phonemes.iter().zip(&sentence.word_of) {
+                let separator = *p == ' ' || ".,;:!?".contains(*p);
+                assert_eq!(word.is_none(), separator, "{p:?} in {name:?}");
+            }
+        }
+        for word in &marked.words {
+            let text = &expected.text[word.clone()];
+            assert!(
+                !text.trim().is_empty() && text.trim() == text,
+                "{text:?} in {name:?}"
+            );
         }
     }
     assert!(total_ids > 1500, "golden data covers only {total_ids} ids");

@@ -259,3 +259,79 @@ fn broken_voice_files_are_named() {
     let listed: Vec<String> = store.list().into_iter().map(|v| v.voice_id).collect();
     assert_eq!(listed, ["fake"]);
 }
+
+/// The written words of a synthesis run's text, as its marks locate them.
+fn word_texts<'a>(t: &avatar_domain::PhonemeTimeline, text: &'a str) -> Vec<&'a str> {
+    t.words
+        .iter()
+        .map(|w| &text[w.text_start..w.text_end])
+        .collect()
+}
+
+#[test]
+fn words_and_sentences_are_located_in_the_text_and_timed_in_order() {
+    let voice = common::joe();
+    let text = "Dr. Smith paid $1,234.56 at 9:45pm, see https://example.com/a?b=1 — in the \
+                end of the day. Café naïve 😀 東京, then “quoted” words… end!";
+    let s = synthesize(&voice, text, 1.0).unwrap();
+    let t = &s.timeline;
+    let words = word_texts(t, text);
+    assert_eq!(
+        words,
+        [
+            "Dr.",
+            "Smith",
+            "paid",
+            "$1,234.56",
+            "at",
+            "9:45pm",
+            "see",
+            "https://example.com/a?b=1",
+            // espeak speaks these pairs as one word each (its word list), "end" on its own.
+            "in the",
+            "end",
+            "of the",
+            "day",
+            "Café",
+            "naïve",
+            "😀",
+            "東",
+            "京",
+            "then",
+            "quoted",
+            "words",
+            "end"
+        ]
+    );
+    // In order, inside the audio, each with sound.
+    let mut last_end = 0;
+    for w in &t.words {
+        assert!(w.start_sample >= last_end, "{w:?} starts before {last_end}");
+        assert!(w.end_sample > w.start_sample, "{w:?}");
+        assert!(w.end_sample <= t.total_samples);
+        last_end = w.end_sample;
+    }
+    // A written word spoken as several is one mark spanning all of them: the amount takes
+    // much longer than "at".
+    let ms = |i: usize| t.ms(t.words[i].end_sample) - t.ms(t.words[i].start_sample);
+    assert!(
+        ms(3) > 4.0 * ms(4),
+        "$1,234.56 {} ms, at {} ms",
+        ms(3),
+        ms(4)
+    );
+    // Sentences: espeak ends one after "Dr." before a capital, and at "day." and "end!".
+    let sentences: Vec<&str> = t
+        .spoken_sentences
+        .iter()
+        .map(|s| &text[s.text_start..s.text_end])
+        .collect();
+    assert_eq!(sentences.len(), 3, "{sentences:?}");
+    assert_eq!(sentences[0], "Dr.");
+    assert!(sentences[1].starts_with("Smith paid") && sentences[1].ends_with("day."));
+    // An ellipsis ends a clause, not a sentence.
+    assert!(sentences[2].starts_with("Café") && sentences[2].ends_with("end!"));
+    for pair in t.spoken_sentences.windows(2) {
+        assert!(pair[0].end_sample <= pair[1].start_sample, "{pair:?}");
+    }
+}

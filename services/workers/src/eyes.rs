@@ -26,7 +26,8 @@ impl StageHandler for EyesStage {
             job.render_id,
             // Relative to the audio base URL, which whoever answers the client prepends.
             speech.audio_file,
-            speech.duration_ms,
+            &speech.timeline,
+            &job.spec.text,
             job.spec.viseme_set,
             mouth_cues,
             eye_events,

@@ -229,7 +229,8 @@ fn a_new_resource_renders_completes_and_then_rests() {
     let stack = Stack::start(Options::default());
     run(async {
         let (ctx, mut api) = context(&stack).await;
-        let spec = spec("Hello from a custom resource.");
+        // As a YAML block scalar may give it: the marks are located in this text as written.
+        let spec = spec("\n  Hello from a\r\ncustom resource.\n");
         let id = render_id_of(&spec);
         let created = avatar("hello", spec.clone(), 1, None);
 
@@ -302,6 +303,22 @@ fn a_new_resource_renders_completes_and_then_rests() {
         assert_eq!(code, 200);
         assert_eq!(stored["mouth_cues"], full["mouth_cues"]);
         assert_eq!(stored["audio_url"], full["audio_url"]);
+        // Its word marks locate each word in spec.text as written (UTF-16 offsets).
+        let text: Vec<u16> = spec.text.encode_utf16().collect();
+        let words: Vec<String> = stored["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                let (start, end) = (w["start"].as_u64().unwrap(), w["end"].as_u64().unwrap());
+                let located = String::from_utf16(&text[start as usize..end as usize]).unwrap();
+                assert_eq!(located, w["text"].as_str().unwrap(), "{w}");
+                located
+            })
+            .collect();
+        assert_eq!(words, ["Hello", "from", "a", "custom", "resource"]);
+        assert_eq!(status.word_count, Some(5));
+        assert_eq!(status.sentence_count, Some(1));
 
         // Done: nothing more to do, no API calls.
         let done = avatar("hello", spec, 1, Some(status));
