@@ -23,6 +23,7 @@ use crate::responses::{
         crate::renders::render_sync,
         crate::renders::render_async,
         crate::renders::poll,
+        crate::renders::subtitles,
         crate::service::voices,
         crate::service::health,
         crate::service::livez,

@@ -5,11 +5,10 @@ use std::time::Instant;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use avatar_domain::{RenderRequest, RenderResult, RenderStatus, render_id};
-use avatar_runtime::record::RenderRecord;
 use avatar_runtime::submit::{Submitted, submit};
 
 use crate::error::{ApiError, ErrorBody};
@@ -40,12 +39,12 @@ pub async fn render_sync(
     body: Body,
 ) -> Result<Response, ApiError> {
     let entered = Instant::now();
-    let spec = app.read_request(&headers, body).await?;
+    let (request, spec) = app.read_request(&headers, body).await?;
     let id = render_id(&spec);
     if let Some(hit) = app.cache.get(&id) {
         app.metrics.cache_hits.with_label_values(&["memory"]).inc();
         app.metrics.renders.with_label_values(&["cached"]).inc();
-        return Ok(json_bytes(StatusCode::OK, hit));
+        return Ok(app.cached_answer(hit, &request.text, &spec.text));
     }
     let _slot = app.slots.enter(&id).map_err(|refusal| {
         app.metrics.renders.with_label_values(&["shed"]).inc();
@@ -69,7 +68,7 @@ pub async fn render_sync(
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     if let Submitted::Cached(record) = &submitted {
         app.metrics.cache_hits.with_label_values(&["kv"]).inc();
-        return Ok(app.answer(record, true, true).await);
+        return Ok(app.answer(record, true, true, Some(&request.text)).await);
     }
     let submit_time = started.elapsed();
     if let Some(revision) = submitted.revision() {
@@ -80,7 +79,7 @@ pub async fn render_sync(
         .await
         .unwrap_or_else(|| submitted.record().clone());
     let waited = started.elapsed();
-    let response = app.answer(&record, false, true).await;
+    let response = app.answer(&record, false, true, Some(&request.text)).await;
     tracing::debug!(
         render_id = %id,
         submit_ms = submit_time.as_secs_f64() * 1000.0,
@@ -113,7 +112,8 @@ pub async fn render_async(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let spec = app.read_request(&headers, body).await?;
+    // Answers with the status only (never a result), so the marks need no locating.
+    let (_, spec) = app.read_request(&headers, body).await?;
     let id = render_id(&spec);
     if app.cache.get(&id).is_some() {
         return Ok((StatusCode::OK, Json(accepted(&id, RenderStatus::Completed))).into_response());
@@ -146,39 +146,65 @@ pub async fn poll(
     State(app): State<App>,
     Path(render_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let unknown = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no render {render_id:?}"),
-        )
-        .field("render_id")
-    };
-    if !avatar_domain::is_render_id(&render_id) {
-        return Err(unknown());
-    }
     if let Some(hit) = app.cache.get(&render_id) {
         app.metrics.cache_hits.with_label_values(&["memory"]).inc();
         return Ok(json_bytes(StatusCode::OK, hit));
     }
-    let value = app
-        .pipeline
-        .renders
-        .get(render_id.clone())
-        .await
-        .map_err(|e| ApiError::unavailable(format!("the render store is unavailable: {e}")))?;
-    let record = value
-        .and_then(|v| RenderRecord::from_bytes(&v).ok())
-        .ok_or_else(unknown)?;
-    // A render whose job was lost (its record outlived the lease) is resubmitted here too,
-    // so a client that only polls is never stuck.
-    let record = if !record.is_final() && avatar_runtime::submit::stale(&record, &app.pipeline) {
-        match submit(&app.pipeline, record.spec.clone()).await {
-            Ok(submitted) => submitted.record().clone(),
-            Err(_) => record,
+    let record = app.find_record(&render_id).await?;
+    Ok(app.answer(&record, true, false, None).await)
+}
+
+/// A completed render's subtitles (WebVTT).
+///
+/// Cues of at most two lines of 42 characters, never across a sentence and broken after a
+/// clause's punctuation where the lengths allow, each on screen while its words are heard,
+/// with a timestamp tag before every word but a cue's first (karaoke-style highlighting).
+#[utoipa::path(
+    get,
+    tag = "renders",
+    path = "/v1/avatar/render/{render_id}/subtitles.vtt",
+    params(("render_id" = String, Path, description = "The id from a render response")),
+    responses(
+        (status = 200, description = "The subtitles (WebVTT)", body = String, content_type = "text/vtt; charset=utf-8"),
+        (status = 404, description = "No such render", body = ErrorBody),
+        (status = 409, description = "The render is not completed: still pending or rendering (`error` is `render_pending` or `render_rendering`; poll and retry), or failed (`render_failed`, with the reason)", body = ErrorBody),
+    )
+)]
+pub async fn subtitles(
+    State(app): State<App>,
+    Path(render_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = app.find_record(&render_id).await?;
+    let not_completed = |error, message| ApiError::new(StatusCode::CONFLICT, error, message);
+    match record.status {
+        RenderStatus::Completed => {
+            let result = app.completed_result(&record).await?;
+            let vtt = avatar_domain::subtitles::webvtt(
+                &record.spec.text,
+                &result.words,
+                &result.sentences,
+            );
+            Ok(([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], vtt).into_response())
         }
-    } else {
-        record
-    };
-    Ok(app.answer(&record, true, false).await)
+        RenderStatus::Failed => Err(not_completed(
+            "render_failed",
+            format!(
+                "render {render_id} failed, so it has no subtitles: {}",
+                record.reason().message
+            ),
+        )),
+        status @ (RenderStatus::Pending | RenderStatus::Rendering) => {
+            let (error, name) = match status {
+                RenderStatus::Pending => ("render_pending", "pending"),
+                _ => ("render_rendering", "rendering"),
+            };
+            Err(not_completed(
+                error,
+                format!(
+                    "render {render_id} is {name}: its subtitles are ready once it is completed \
+                     (poll /v1/avatar/render/{render_id})"
+                ),
+            ))
+        }
+    }
 }

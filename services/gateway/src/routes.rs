@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
-use crate::renders::{poll, render_async, render_sync};
+use crate::renders::{poll, render_async, render_sync, subtitles};
 use crate::service::{health, livez, metrics, readyz, voices};
 use crate::state::App;
 use crate::{files, openapi};
@@ -21,6 +21,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/avatar/render", post(render_sync))
         .route("/v1/avatar/render_async", post(render_async))
         .route("/v1/avatar/render/{render_id}", get(poll))
+        .route(
+            "/v1/avatar/render/{render_id}/subtitles.vtt",
+            get(subtitles),
+        )
         .route("/v1/voices", get(voices))
         .route("/health", get(health))
         .route("/livez", get(livez))

@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use avatar_domain::{FieldError, RenderResult, RenderSpec, RenderStatus};
+use avatar_domain::{FieldError, RenderRequest, RenderResult, RenderSpec, RenderStatus};
 use avatar_runtime::jetstream::Pipeline;
 use avatar_runtime::record::RenderRecord;
+use avatar_runtime::submit::submit;
 use avatar_runtime::telemetry::Metrics;
 use avatar_runtime::voices::{VoiceCheck, VoiceRegistry};
 use avatar_runtime::watcher::RecordWatcher;
@@ -66,12 +67,14 @@ impl AppState {
         })
     }
 
-    /// Reads, parses and validates a render request; every problem names its field.
+    /// Reads, parses and validates a render request; every problem names its field. Returns
+    /// the request as sent (its text is what the client's marks are located in) and the
+    /// validated spec.
     pub async fn read_request(
         &self,
         headers: &HeaderMap,
         body: Body,
-    ) -> Result<RenderSpec, ApiError> {
+    ) -> Result<(RenderRequest, RenderSpec), ApiError> {
         let bytes = read_body(headers, body, self.config.max_body_bytes).await?;
         let request = parse_request(&bytes)?;
         let default_voice = self
@@ -87,7 +90,7 @@ impl AppState {
         // Validation came first: a client's mistake is a 4xx whatever the workers' state.
         match self.voices.check(&spec.voice_id) {
             // A remembered voice with no worker live: the job waits durably in JetStream.
-            VoiceCheck::Known | VoiceCheck::Remembered => Ok(spec),
+            VoiceCheck::Known | VoiceCheck::Remembered => Ok((request, spec)),
             VoiceCheck::NoneAnnounced => Err(ApiError::unavailable(NO_VOICES_YET)),
             VoiceCheck::Unknown { available } => Err(ApiError::invalid(vec![FieldError::new(
                 "voice_id",
@@ -100,8 +103,41 @@ impl AppState {
         }
     }
 
+    /// The record of a render: a 404 naming `render_id` for an id that is malformed or names
+    /// no render. A render whose job was lost (its record outlived the lease) is resubmitted
+    /// here, so a client that only polls is never stuck.
+    pub async fn find_record(&self, render_id: &str) -> Result<RenderRecord, ApiError> {
+        let unknown = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no render {render_id:?}"),
+            )
+            .field("render_id")
+        };
+        if !avatar_domain::is_render_id(render_id) {
+            return Err(unknown());
+        }
+        let value = self
+            .pipeline
+            .renders
+            .get(render_id.to_owned())
+            .await
+            .map_err(|e| ApiError::unavailable(format!("the render store is unavailable: {e}")))?;
+        let record = value
+            .and_then(|v| RenderRecord::from_bytes(&v).ok())
+            .ok_or_else(unknown)?;
+        if !record.is_final() && avatar_runtime::submit::stale(&record, &self.pipeline) {
+            return Ok(match submit(&self.pipeline, record.spec.clone()).await {
+                Ok(submitted) => submitted.record().clone(),
+                Err(_) => record,
+            });
+        }
+        Ok(record)
+    }
+
     /// The completed result of a record, with the audio URL made absolute.
-    async fn completed_result(&self, record: &RenderRecord) -> Result<RenderResult, ApiError> {
+    pub async fn completed_result(&self, record: &RenderRecord) -> Result<RenderResult, ApiError> {
         // In the record, or (a very large one) stored beside the audio.
         let mut result = avatar_runtime::spill::load_result(&self.store, record)
             .await
@@ -120,23 +156,31 @@ impl AppState {
         Ok(result)
     }
 
-    /// Answers with a record: completed (and remembered), failed, or still under way.
-    pub async fn answer(&self, record: &RenderRecord, cached: bool, sync: bool) -> Response {
+    /// Answers with a record: completed (and remembered), failed, or still under way. With
+    /// `client_text`, the text of the client's request, a completed result's word and
+    /// sentence marks are located in it (they are stored, and remembered, located in the
+    /// normalised text).
+    pub async fn answer(
+        &self,
+        record: &RenderRecord,
+        cached: bool,
+        sync: bool,
+        client_text: Option<&str>,
+    ) -> Response {
         match record.status {
             RenderStatus::Completed => match self.completed_result(record).await {
                 Ok(mut result) => {
-                    let serialise = |result: &RenderResult| -> Bytes {
-                        serde_json::to_vec(result)
-                            .expect("a result serialises")
-                            .into()
-                    };
                     // The cache serves `cached: true`; so does this answer if it is cached.
                     result.cached = true;
                     let hit = serialise(&result);
-                    let body = if cached {
+                    let relocate = client_text.filter(|text| *text != record.spec.text);
+                    let body = if cached && relocate.is_none() {
                         hit.clone()
                     } else {
-                        result.cached = false;
+                        result.cached = cached;
+                        if let Some(text) = relocate {
+                            result.locate_marks_in(text);
+                        }
                         serialise(&result)
                     };
                     self.cache.insert(record.render_id.clone(), hit);
@@ -191,6 +235,25 @@ impl AppState {
         }
     }
 
+    /// A remembered completed response (`cached: true`) for a client that sent `client_text`
+    /// (normalised: `normalised`): the same bytes, or, when the texts differ, the result with
+    /// its marks located in the client's text.
+    pub fn cached_answer(&self, hit: Bytes, client_text: &str, normalised: &str) -> Response {
+        if client_text == normalised {
+            return json_bytes(StatusCode::OK, hit);
+        }
+        match serde_json::from_slice::<RenderResult>(&hit) {
+            Ok(mut result) => {
+                result.locate_marks_in(client_text);
+                json_bytes(StatusCode::OK, serialise(&result))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a remembered response does not parse");
+                json_bytes(StatusCode::OK, hit)
+            }
+        }
+    }
+
     pub async fn pending_jobs(&self) -> Option<u64> {
         if let Some((at, n)) = *self
             .pending_jobs
@@ -210,4 +273,10 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), n));
         Some(n)
     }
+}
+
+fn serialise(result: &RenderResult) -> Bytes {
+    serde_json::to_vec(result)
+        .expect("a result serialises")
+        .into()
 }

@@ -1,5 +1,6 @@
 //! `avatar-render`: one render, offline, no server. Writes `OUT/audio.ogg` (or `.wav`) and
-//! `OUT/render.json` in the HTTP API's completed-response shape.
+//! `OUT/render.json` in the HTTP API's completed-response shape (its word and sentence marks
+//! located in the text as given), and with `--subtitles` `OUT/subtitles.vtt`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -44,6 +45,10 @@ struct Args {
     /// Also write OUT/timeline.json: every phoneme with its start and end in milliseconds.
     #[arg(long)]
     timeline: bool,
+    /// Also write OUT/subtitles.vtt: WebVTT cues of at most two lines of 42 characters, with
+    /// a timestamp tag before every word (as GET /v1/avatar/render/{id}/subtitles.vtt serves).
+    #[arg(long)]
+    subtitles: bool,
     /// Directory of Piper voices.
     #[arg(long, env = "VOICES_DIR", default_value = tts::voice::DEFAULT_VOICES_DIR)]
     voices_dir: PathBuf,
@@ -155,8 +160,16 @@ fn run(args: Args) -> Result<(), Failure> {
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Failure::Render(format!("cannot create {}: {e}", args.out.display())))?;
     write(&file, &rendered.audio.bytes)?;
-    let json = serde_json::to_vec_pretty(&rendered.result).expect("a render result serialises");
+    // The engine locates the marks in the normalised text; render.json's refer to the text as
+    // given, and so do the subtitles made from them.
+    let mut result = rendered.result;
+    result.locate_marks_in(&request.text);
+    let json = serde_json::to_vec_pretty(&result).expect("a render result serialises");
     write("render.json", &json)?;
+    if args.subtitles {
+        let vtt = avatar_domain::subtitles::webvtt(&request.text, &result.words, &result.sentences);
+        write("subtitles.vtt", vtt.as_bytes())?;
+    }
     if args.timeline {
         let t = &rendered.timeline;
         let phonemes: Vec<serde_json::Value> = t
@@ -184,10 +197,10 @@ fn run(args: Args) -> Result<(), Failure> {
     eprintln!(
         "avatar-render: voice {} loaded in {load_ms} ms; {} ms of speech, {} mouth cues, {} eye events rendered in {} ms -> {}",
         spec.voice_id,
-        rendered.result.duration_ms,
-        rendered.result.mouth_cues.len(),
-        rendered.result.eye_events.len(),
-        rendered.result.processing_time_ms,
+        result.duration_ms,
+        result.mouth_cues.len(),
+        result.eye_events.len(),
+        result.processing_time_ms,
         args.out.display()
     );
     Ok(())

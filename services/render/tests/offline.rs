@@ -253,6 +253,82 @@ fn text_from_stdin_and_file_and_audio_base_url() {
     // Same normalised text, same render id.
     assert_eq!(from_stdin.render_id, from_file.render_id);
     assert_eq!(from_file.audio_url, "https://cdn.example/r1/audio.ogg");
+    // Subtitles only when asked for.
+    assert!(!out.join("subtitles.vtt").exists());
+}
+
+#[test]
+fn subtitles_and_word_marks_follow_the_text_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let text = "  Hello there,\r\nfriend & co! A second sentence follows the first one, and it \
+                is long enough to need more than one line.\n";
+    let r = render_ok(
+        &[
+            "--text",
+            text,
+            "--subtitles",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    // render.json's marks index the text as given (JavaScript's `text.slice(start, end)`).
+    let units: Vec<u16> = text.encode_utf16().collect();
+    assert!(r.words.len() >= 20, "{:?}", r.words);
+    assert_eq!(r.sentences.len(), 2, "{:?}", r.sentences);
+    assert_eq!(r.words[0].start, 2);
+    for word in &r.words {
+        assert_eq!(
+            String::from_utf16_lossy(&units[word.start..word.end]),
+            word.text
+        );
+    }
+    // The subtitles show that text, whitespace collapsed, a timestamp tag per word but each
+    // cue's first, and no cue across the two sentences.
+    let vtt = std::fs::read_to_string(out.join("subtitles.vtt")).unwrap();
+    assert_eq!(
+        vtt,
+        avatar_domain::subtitles::webvtt(text, &r.words, &r.sentences)
+    );
+    let body = vtt.strip_prefix("WEBVTT\n\n").expect("header");
+    let cues: Vec<&str> = body.split("\n\n").filter(|c| !c.is_empty()).collect();
+    assert!(cues.len() >= 3, "{vtt}");
+    assert_eq!(vtt.matches("-->").count(), cues.len(), "{vtt}");
+    let tags = vtt.matches('<').count();
+    assert_eq!(tags + cues.len(), r.words.len(), "{vtt}");
+    let shown: Vec<String> = cues
+        .iter()
+        .map(|cue| {
+            let lines: Vec<&str> = cue.lines().skip(2).collect();
+            assert!(lines.len() <= 2, "{cue}");
+            let mut shown = String::new();
+            for line in &lines {
+                let mut plain = String::new();
+                let mut in_tag = false;
+                for c in line.chars() {
+                    match c {
+                        '<' => in_tag = true,
+                        '>' => in_tag = false,
+                        c if !in_tag => plain.push(c),
+                        _ => {}
+                    }
+                }
+                let plain = plain.replace("&amp;", "&");
+                assert!(plain.chars().count() <= 42, "{line}");
+                if !shown.is_empty() {
+                    shown.push(' ');
+                }
+                shown += &plain;
+            }
+            shown
+        })
+        .collect();
+    assert_eq!(
+        shown.join(" "),
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    assert!(shown.iter().any(|cue| cue.ends_with("co!")), "{shown:?}");
 }
 
 #[test]

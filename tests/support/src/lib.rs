@@ -13,9 +13,20 @@ use serde_json::Value;
 /// The voice every test speaks with (the one fetchable from a package registry).
 pub const VOICE: &str = "en_US-joe-medium";
 
-/// The workspace's root directory.
+/// The workspace's root directory: found at run time from the test's own package (cargo
+/// runs a test in its package's directory), so that a test binary built in another checkout
+/// sharing the cache (`CARGO_TARGET_DIR`) never reads that checkout's files.
 pub fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok());
+    start
+        .and_then(|dir| {
+            dir.ancestors()
+                .find(|d| d.join("Cargo.lock").is_file() && d.join("services").is_dir())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
 }
 
 /// `VOICES_DIR`, or the workspace's `voices/` that `scripts/download_voices.sh` fills.
@@ -91,7 +102,8 @@ pub fn broken_voice(dir: &Path, name: &str) {
     .unwrap();
 }
 
-/// Asserts that a completed result has exactly the contract's fields plus `viseme_set`.
+/// Asserts that a completed result has exactly the contract's fields plus `viseme_set`,
+/// `words` and `sentences`.
 pub fn assert_result_fields(result: &Value) {
     let mut keys: Vec<&str> = result
         .as_object()
@@ -110,8 +122,10 @@ pub fn assert_result_fields(result: &Value) {
             "mouth_cues",
             "processing_time_ms",
             "render_id",
+            "sentences",
             "status",
-            "viseme_set"
+            "viseme_set",
+            "words"
         ],
         "{result}"
     );

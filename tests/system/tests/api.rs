@@ -16,8 +16,9 @@ fn sync_async_cached_polled_and_audio() {
     let stack = Stack::start(Options::default());
     run(async {
         let text = "Hello! I am a talking avatar, and my lips move with my voice.";
+        // Sent with a line end before it: the answer's word marks index the text as sent.
         let (status, first, _) = stack
-            .post("/v1/avatar/render", &json!({"text": text}))
+            .post("/v1/avatar/render", &json!({"text": format!("\n{text}")}))
             .await;
         assert_eq!(status, 200, "{first}");
         avatar_test_support::assert_result_fields(&first);
@@ -85,6 +86,57 @@ fn sync_async_cached_polled_and_audio() {
         assert_eq!(again["audio_url"], first["audio_url"]);
         assert_eq!(again["mouth_cues"], first["mouth_cues"]);
 
+        // Word marks index each client's own text (one unit later in `first`'s, two in
+        // `again`'s); polling gives them in the normalised text, which the subtitles show.
+        let id = first["render_id"].as_str().unwrap().to_owned();
+        let (status, polled) = stack.get(&format!("/v1/avatar/render/{id}")).await;
+        assert_eq!(status, 200, "{polled}");
+        let words = polled["words"].as_array().unwrap();
+        assert!(words.len() >= 10, "{polled}");
+        for (answer, sent, shift) in [
+            (&polled, text.to_owned(), 0),
+            (&first, format!("\n{text}"), 1),
+            (&again, format!("  {text}\n"), 2),
+        ] {
+            let marks = answer["words"].as_array().unwrap();
+            assert_eq!(marks.len(), words.len(), "{answer}");
+            for (mark, normalised) in marks.iter().zip(words) {
+                let (start, end) = (
+                    mark["start"].as_u64().unwrap(),
+                    mark["end"].as_u64().unwrap(),
+                );
+                assert_eq!(
+                    start,
+                    normalised["start"].as_u64().unwrap() + shift,
+                    "{mark}"
+                );
+                assert_eq!(
+                    utf16_slice(&sent, start, end),
+                    mark["text"],
+                    "{sent:?}: {mark}"
+                );
+            }
+        }
+        let subtitles = stack
+            .http
+            .get(stack.url(&format!("/v1/avatar/render/{id}/subtitles.vtt")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(subtitles.status(), 200);
+        assert_eq!(
+            subtitles.headers()["content-type"],
+            "text/vtt; charset=utf-8"
+        );
+        let vtt = subtitles.text().await.unwrap();
+        let cues = check_webvtt(&vtt, first["duration_ms"].as_u64().unwrap());
+        assert!(!cues.is_empty(), "{vtt}");
+        // Every word is in a cue, a timestamp tag before all but each cue's first.
+        let tags: usize = cues.iter().map(|c| c.tags).sum();
+        assert_eq!(tags + cues.len(), words.len(), "{vtt}");
+        let shown: Vec<String> = cues.iter().map(|c| c.lines.join(" ")).collect();
+        assert_eq!(shown.join(" "), text, "{vtt}");
+
         // Async: pending at once, then completed by polling.
         let (status, accepted, _) = stack
             .post(
@@ -122,6 +174,15 @@ fn sync_async_cached_polled_and_audio() {
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
         let (status, _) = stack.get("/v1/avatar/render/../../etc/passwd").await;
         assert_eq!(status, 404);
+        // Their subtitles: the same JSON 404, for an unknown id and a malformed one.
+        for id in ["f".repeat(64), "not-a-render".to_owned()] {
+            let (status, body) = stack
+                .get(&format!("/v1/avatar/render/{id}/subtitles.vtt"))
+                .await;
+            assert_eq!(status, 404, "{id}: {body}");
+            assert_eq!(body["error"], "not_found", "{id}: {body}");
+            assert_eq!(body["field"], "render_id", "{id}: {body}");
+        }
     });
 }
 
@@ -428,4 +489,69 @@ fn jobs_spread_over_tts_replicas() {
             "jobs not spread: {handled:?}"
         );
     });
+}
+
+/// `text[start..end]` in UTF-16 code units, as JavaScript's `text.slice(start, end)`.
+fn utf16_slice(text: &str, start: u64, end: u64) -> String {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    String::from_utf16(&units[start as usize..end as usize]).unwrap()
+}
+
+/// A WebVTT cue: its shown lines (tags removed, escapes read back) and its timestamp tags.
+#[derive(Debug)]
+struct VttCue {
+    lines: Vec<String>,
+    tags: usize,
+}
+
+/// Parses a subtitles file and checks the rules: the header, numbered cues, times that
+/// increase and stay within the audio, timestamp tags strictly inside their cue and
+/// increasing, at most two lines of at most 42 characters.
+fn check_webvtt(vtt: &str, duration_ms: u64) -> Vec<VttCue> {
+    fn ms(stamp: &str) -> u64 {
+        let (hms, millis) = stamp.split_once('.').unwrap_or_else(|| panic!("{stamp}"));
+        let parts: Vec<u64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+        assert_eq!((parts.len(), millis.len()), (3, 3), "{stamp}");
+        ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000 + millis.parse::<u64>().unwrap()
+    }
+    let body = vtt
+        .strip_prefix("WEBVTT\n\n")
+        .unwrap_or_else(|| panic!("no WEBVTT header: {vtt:?}"));
+    let mut cues = Vec::new();
+    let mut previous_end = 0;
+    for (n, block) in body.split("\n\n").filter(|b| !b.is_empty()).enumerate() {
+        let mut lines = block.lines();
+        assert_eq!(lines.next(), Some((n + 1).to_string().as_str()), "{block}");
+        let (start, end) = lines.next().unwrap().split_once(" --> ").unwrap();
+        let (start, end) = (ms(start), ms(end));
+        assert!(previous_end <= start && start < end, "{block}");
+        assert!(end <= duration_ms + 1, "{block}");
+        previous_end = end;
+        let mut shown = Vec::new();
+        let mut last_tag = start;
+        let mut tags = 0;
+        for line in lines {
+            let mut text = String::new();
+            let mut rest = line;
+            while let Some(open) = rest.find('<') {
+                text += &rest[..open];
+                let close = open + rest[open..].find('>').unwrap();
+                let tag = ms(&rest[open + 1..close]);
+                assert!(last_tag < tag && tag < end, "tag {tag} in {block}");
+                last_tag = tag;
+                tags += 1;
+                rest = &rest[close + 1..];
+            }
+            text += rest;
+            let text = text
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            assert!(text.chars().count() <= 42, "line too long: {text:?}");
+            shown.push(text);
+        }
+        assert!((1..=2).contains(&shown.len()), "{block}");
+        cues.push(VttCue { lines: shown, tags });
+    }
+    cues
 }

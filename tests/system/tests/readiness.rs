@@ -105,6 +105,21 @@ fn ready_only_when_a_render_can_be_accepted_and_client_mistakes_are_always_4xx()
             (202, &json!("pending")),
             "{accepted}"
         );
+        // Its subtitles are not there yet: a JSON 409 naming the status.
+        let (status, early) = get(
+            &stack,
+            &format!(
+                "/v1/avatar/render/{}/subtitles.vtt",
+                accepted["render_id"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(status, 409, "{early}");
+        assert_eq!(early["error"], "render_pending", "{early}");
+        assert!(
+            early["message"].as_str().unwrap().contains("pending"),
+            "{early}"
+        );
         // A sync request waits its timeout and hands over the poll URL.
         let (status, waited, _) = stack
             .post(

@@ -156,6 +156,20 @@ fn a_render_that_can_never_succeed_fails_and_does_not_poison_the_cache() {
             ))
             .await;
         assert_eq!((status, polled["status"].as_str()), (200, Some("failed")));
+        // It has no subtitles: a JSON 409 that says it failed, and why.
+        let (status, none) = stack
+            .get(&format!(
+                "/v1/avatar/render/{}/subtitles.vtt",
+                failed["render_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(status, 409, "{none}");
+        assert_eq!(none["error"], "render_failed", "{none}");
+        let message = none["message"].as_str().unwrap();
+        assert!(
+            message.contains("failed") && message.contains("en_US-broken-medium.onnx"),
+            "{message}"
+        );
 
         // Fix the voice: the same request now renders.
         std::fs::copy(&joe, voices.path().join("en_US-broken-medium.onnx")).unwrap();
