@@ -3,7 +3,7 @@ import { AvatarClient, AvatarPlayer } from './avatar-client.js';
 
 const $ = (id) => document.getElementById(id);
 const client = new AvatarClient();
-const player = new AvatarPlayer($('avatar'), { sprites: 'assets/sprites.json' });
+const player = new AvatarPlayer($('avatar'), { sprites: 'assets/sprites.json', captions: $('captions') });
 const MAX_CHARS = 5000;
 let current = null; // the AbortController of the render in progress
 
@@ -79,7 +79,7 @@ async function speak(event) {
     $('pause').disabled = false;
     $('replay').disabled = false;
     $('pause').textContent = 'Pause';
-    await player.play(result);
+    await player.play(result, { text: request.text });
     if (current === abort) setStatus('Done. Replay, or speak something else.');
   } catch (e) {
     if (e.name === 'AbortError') return;
@@ -105,7 +105,8 @@ $('replay').addEventListener('click', () => {
   player.replay();
 });
 
-// The clock and the current viseme, from the same audio clock the animation uses.
+// The clock and the current viseme, from the same audio clock the animation uses (the
+// captions under the avatar are drawn by the player itself, in the same frame as the mouth).
 (function tick() {
   const state = player.state;
   $('clock').textContent = `${(player.audio.currentTime || 0).toFixed(2)} s`;

@@ -61,14 +61,18 @@ export function cueTarget(set, cue) {
   return mix(REST, viseme, clamp(cue.weight ?? 1, 0, 1));
 }
 
-/** Index of the cue active at `t` ms (the last one starting at or before it), or -1. */
-export function activeCue(cues, t) {
+/**
+ * Index of the last of `items` starting at or before `t` ms, or -1: the cue active at `t`.
+ * `items` is anything sorted by `t_ms` (mouth cues, word and sentence marks); it is the one
+ * "what is on at time t" lookup of the face and the captions alike.
+ */
+export function activeCue(items, t) {
   let lo = 0;
-  let hi = cues.length - 1;
+  let hi = items.length - 1;
   let found = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (cues[mid].t_ms <= t) {
+    if (items[mid].t_ms <= t) {
       found = mid;
       lo = mid + 1;
     } else {

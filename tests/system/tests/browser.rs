@@ -1,37 +1,111 @@
 //! The web demo in headless Chromium (Debian's, driven by playwright-core) against the real
-//! running stack: the checks are in `tests/browser/avatar.test.mjs`.
+//! running stack: the checks are in `tests/browser/avatar.test.mjs` (the avatar) and
+//! `tests/browser/captions.test.mjs` (the captions, on a hand-made result and on a real one).
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use common::{Options, Stack};
 
-#[test]
-fn the_web_demo_speaks_in_sync_in_a_real_browser() {
+/// One browser at a time: the scripts check frame timing, and the machine has two cores.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+fn browser_tests() -> PathBuf {
     let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let browser_tests = workspace.join("tests/browser");
     assert!(
         browser_tests.join("node_modules/playwright-core").exists(),
         "playwright-core is not installed: run `npm ci --prefix tests/browser` (make test does)"
     );
+    browser_tests
+}
+
+/// Runs `node <script> <args...>`; the report, and whether every check passed. The
+/// report starts with the failed checks, if any.
+fn run_script(script: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    println!("{report}");
+    let summary = if failed.is_empty() {
+        report
+    } else {
+        format!(
+            "failed checks:\n{}\n\nfull report:\n{report}",
+            failed.join("\n")
+        )
+    };
+    (out.status.success(), summary)
+}
+
+#[test]
+fn the_web_demo_speaks_in_sync_in_a_real_browser() {
+    let browser_tests = browser_tests();
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let stack = Stack::start(Options::default());
     let artifacts = browser_tests.join("artifacts");
     // The screenshot checked below must be this run's.
-    let _ = std::fs::remove_dir_all(&artifacts);
-    let out = Command::new("node")
-        .arg(browser_tests.join("avatar.test.mjs"))
-        .arg(stack.url(""))
-        .arg(&artifacts)
-        .output()
-        .expect("node");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let _ = std::fs::remove_file(artifacts.join("avatar-speaking.png"));
+    let (ok, report) = run_script(
+        &browser_tests.join("avatar.test.mjs"),
+        &[&stack.url(""), &artifacts.display().to_string()],
     );
-    println!("{report}");
-    assert!(out.status.success(), "{report}\n{}", stack.logs());
+    assert!(ok, "{report}\n{}", stack.logs());
     assert!(artifacts.join("avatar-speaking.png").exists());
+}
+
+/// The highlighting rule, exactly, on a hand-made result: no stack, the page's files are
+/// served from `web-demo/` by the browser itself.
+#[test]
+fn the_captions_highlight_the_word_mark_covering_the_time_on_a_fixture() {
+    let browser_tests = browser_tests();
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let artifacts = browser_tests.join("artifacts");
+    let (ok, report) = run_script(
+        &browser_tests.join("captions.test.mjs"),
+        &["--fixture", &artifacts.display().to_string()],
+    );
+    assert!(ok, "{report}");
+}
+
+/// A real render of accents, an emoji and CJK before the words: its word marks index the
+/// text, and the word highlighted at audio time t is the one whose mark covers t, beside the
+/// mouth's cue at t (paused and seeked, drawn at a time, and on every frame of playback).
+#[test]
+fn the_captions_highlight_the_word_being_spoken_in_a_real_browser() {
+    let browser_tests = browser_tests();
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::start(Options::default());
+    let artifacts = browser_tests.join("artifacts");
+    let _ = std::fs::remove_file(artifacts.join("avatar-captions.png"));
+    let (ok, report) = run_script(
+        &browser_tests.join("captions.test.mjs"),
+        &[&stack.url(""), &artifacts.display().to_string()],
+    );
+    assert!(ok, "{report}\n{}", stack.logs());
+    assert!(artifacts.join("avatar-captions.png").exists());
+}
+
+/// A real render's subtitles in Chromium's own WebVTT parser (a `<track>` on a `<video>` of
+/// the render's audio): the track loads, the browser's cues are the file's, and seeking and
+/// playing fire `cuechange` with the cue of that time active (`subtitles.test.mjs`).
+#[test]
+fn the_subtitles_load_into_a_browser_track_and_fire_cuechange() {
+    let browser_tests = browser_tests();
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::start(Options::default());
+    let artifacts = browser_tests.join("artifacts");
+    let (ok, report) = run_script(
+        &browser_tests.join("subtitles.test.mjs"),
+        &[&stack.url(""), &artifacts.display().to_string()],
+    );
+    assert!(ok, "{report}\n{}", stack.logs());
 }
