@@ -11,6 +11,7 @@ pub mod marks;
 pub mod render;
 pub mod render_id;
 pub mod request;
+pub mod segment;
 pub mod subtitles;
 pub mod timeline;
 pub mod viseme;

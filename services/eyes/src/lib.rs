@@ -40,6 +40,36 @@ pub fn eye_events(timeline: &PhonemeTimeline, render_id: &str) -> Vec<EyeEvent> 
     events
 }
 
+/// Appends the eye events of the next segment of a stream (already in stream time) to those
+/// of the stream so far, keeping the rules of one render across the seam: a blink or saccade
+/// closer to the one before it than the shortest gap between two (each segment was drawn on
+/// its own, so its first blink may come just after the previous segment's last) is dropped.
+/// Returns how many were dropped.
+pub fn stitch(stream: &mut Vec<EyeEvent>, next: impl IntoIterator<Item = EyeEvent>) -> usize {
+    let mut dropped = 0;
+    for event in next {
+        let (gap, kind) = match event.event_type {
+            EyeEventType::Blink => (BLINK_MIN_GAP_MS, EyeEventType::Blink),
+            EyeEventType::Saccade => (SACCADE_MIN_GAP_MS, EyeEventType::Saccade),
+        };
+        let too_close = stream
+            .iter()
+            .rev()
+            .find(|e| e.event_type == kind)
+            .is_some_and(|last| {
+                (event.t_ms as f64) < last.t_ms as f64 + gap
+                    || event.t_ms < last.t_ms + last.duration_ms
+            });
+        if too_close {
+            dropped += 1;
+        } else {
+            stream.push(event);
+        }
+    }
+    stream.sort_by_key(|e| (e.t_ms, e.event_type == EyeEventType::Saccade));
+    dropped
+}
+
 /// Exponential wait with the given mean.
 fn exponential(rng: &mut ChaCha8Rng, mean: f64) -> f64 {
     -mean * (1.0 - rng.random::<f64>()).ln()

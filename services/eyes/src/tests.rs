@@ -146,3 +146,41 @@ fn short_and_empty_clips() {
         assert!(e.t_ms + e.duration_ms <= short.duration_ms());
     }
 }
+
+#[test]
+fn a_stream_of_one_sentence_segments_blinks_like_one_render() {
+    // 40 streams of 20 one-sentence segments (about 3.9 s each), stitched in stream time:
+    // blinks at a human rate over the whole stream and never closer than the shortest gap.
+    let segment = speech(1, 11);
+    let length = segment.duration_ms();
+    let (mut blinks, mut minutes) = (0usize, 0.0);
+    for stream_no in 0..40 {
+        let mut stream = Vec::new();
+        for seq in 0..20u64 {
+            let shifted = eye_events(&segment, &format!("s{stream_no}-{seq}"))
+                .into_iter()
+                .map(|mut e| {
+                    e.t_ms += seq * length;
+                    e
+                });
+            stitch(&mut stream, shifted);
+        }
+        let stream_blinks = of_type(&stream, EyeEventType::Blink);
+        for pair in stream_blinks.windows(2) {
+            assert!(
+                (pair[1].t_ms - pair[0].t_ms) as f64 >= BLINK_MIN_GAP_MS,
+                "double blink at a seam: {pair:?}"
+            );
+        }
+        for pair in of_type(&stream, EyeEventType::Saccade).windows(2) {
+            assert!(
+                pair[1].t_ms >= pair[0].t_ms + pair[0].duration_ms,
+                "{pair:?}"
+            );
+        }
+        blinks += stream_blinks.len();
+        minutes += (20 * length) as f64 / 60_000.0;
+    }
+    let rate = blinks as f64 / minutes;
+    assert!((8.0..=22.0).contains(&rate), "{rate:.1} blinks a minute");
+}

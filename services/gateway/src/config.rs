@@ -13,6 +13,11 @@ pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 10;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Memory for completed records kept in the gateway (they never change: the id is a hash).
 pub const DEFAULT_CACHE_MB: u64 = 64;
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: usize = 32;
+/// A stream's pending text is spoken after this long without new text.
+pub const DEFAULT_STREAM_IDLE_FLUSH: Duration = Duration::from_millis(600);
+/// A stream is closed after this long without a message from its client.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -31,6 +36,10 @@ pub struct GatewayConfig {
     pub log_level: String,
     /// The web demo's files, served at `/` (`None`: not served).
     pub web_dir: Option<std::path::PathBuf>,
+    /// Streams open at once (WebSocket and server-sent events); more get 503.
+    pub max_concurrent_streams: usize,
+    pub stream_idle_flush: Duration,
+    pub stream_idle_timeout: Duration,
 }
 
 impl GatewayConfig {
@@ -52,6 +61,20 @@ impl GatewayConfig {
         let log_level = env.log_level();
         let web_dir = std::path::PathBuf::from(env.string("WEB_DIR", "web-demo"));
         let web_dir = web_dir.join("index.html").is_file().then_some(web_dir);
+        let max_concurrent_streams =
+            env.parse("MAX_CONCURRENT_STREAMS", DEFAULT_MAX_CONCURRENT_STREAMS);
+        let stream_idle_flush = Duration::from_millis(env.parse(
+            "STREAM_IDLE_FLUSH_MS",
+            DEFAULT_STREAM_IDLE_FLUSH.as_millis() as u64,
+        ));
+        if stream_idle_flush.is_zero() {
+            env.error("STREAM_IDLE_FLUSH_MS=0: must be at least 1");
+        }
+        let stream_idle_timeout = env.seconds(
+            "STREAM_IDLE_TIMEOUT_SECONDS",
+            DEFAULT_STREAM_IDLE_TIMEOUT,
+            1,
+        );
         env.finish()?;
         Ok(Self {
             pipeline,
@@ -65,6 +88,9 @@ impl GatewayConfig {
             default_voice,
             log_level,
             web_dir,
+            max_concurrent_streams,
+            stream_idle_flush,
+            stream_idle_timeout,
         })
     }
 }

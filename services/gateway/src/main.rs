@@ -14,6 +14,7 @@ mod responses;
 mod routes;
 mod service;
 mod state;
+mod stream;
 
 use std::future::IntoFuture;
 use std::process::ExitCode;

@@ -24,6 +24,8 @@ use crate::responses::{
         crate::renders::render_async,
         crate::renders::poll,
         crate::renders::subtitles,
+        crate::stream::stream_ws,
+        crate::stream::stream_sse,
         crate::service::voices,
         crate::service::health,
         crate::service::livez,
@@ -42,7 +44,12 @@ use crate::responses::{
         LiveResponse,
         ReadyResponse,
         PollResponse,
-        VoicesResponse
+        VoicesResponse,
+        crate::stream::ClientMessage,
+        crate::stream::ServerMessage,
+        crate::stream::StreamSegment,
+        crate::stream::StreamLimits,
+        crate::stream::SseEvent
     ))
 )]
 pub struct ApiDoc;

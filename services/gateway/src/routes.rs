@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::renders::{poll, render_async, render_sync, subtitles};
 use crate::service::{health, livez, metrics, readyz, voices};
 use crate::state::App;
+use crate::stream::{stream_sse, stream_ws};
 use crate::{files, openapi};
 
 /// The API, the audio and result files, and the web demo (when configured) at `/`.
@@ -25,6 +26,7 @@ pub fn router(app: App) -> Router {
             "/v1/avatar/render/{render_id}/subtitles.vtt",
             get(subtitles),
         )
+        .route("/v1/avatar/stream", get(stream_ws).post(stream_sse))
         .route("/v1/voices", get(voices))
         .route("/health", get(health))
         .route("/livez", get(livez))

@@ -42,6 +42,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Renders being waited for; beyond `MAX_CONCURRENT_REQUESTS` requests are shed.
     pub slots: RenderSlots,
+    /// Streams open; beyond `MAX_CONCURRENT_STREAMS` new ones get 503.
+    pub streams: Arc<tokio::sync::Semaphore>,
     pending_jobs: Mutex<Option<(Instant, u64)>>,
 }
 
@@ -58,6 +60,7 @@ impl AppState {
             // The voices known before the first request (remembered ones too).
             voices: VoiceRegistry::start(pipeline.clone()).await,
             slots: RenderSlots::new(config.max_concurrent_requests, MAX_WAITERS_PER_RENDER),
+            streams: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_streams)),
             config: Arc::new(config),
             pipeline,
             cache,
@@ -77,6 +80,13 @@ impl AppState {
     ) -> Result<(RenderRequest, RenderSpec), ApiError> {
         let bytes = read_body(headers, body, self.config.max_body_bytes).await?;
         let request = parse_request(&bytes)?;
+        let spec = self.validate_settings(&request)?;
+        Ok((request, spec))
+    }
+
+    /// Validates a request against the contract and the voices known; every problem names
+    /// its field.
+    pub fn validate_settings(&self, request: &RenderRequest) -> Result<RenderSpec, ApiError> {
         let default_voice = self
             .voices
             .default_voice(self.config.default_voice.as_deref());
@@ -90,7 +100,7 @@ impl AppState {
         // Validation came first: a client's mistake is a 4xx whatever the workers' state.
         match self.voices.check(&spec.voice_id) {
             // A remembered voice with no worker live: the job waits durably in JetStream.
-            VoiceCheck::Known | VoiceCheck::Remembered => Ok((request, spec)),
+            VoiceCheck::Known | VoiceCheck::Remembered => Ok(spec),
             VoiceCheck::NoneAnnounced => Err(ApiError::unavailable(NO_VOICES_YET)),
             VoiceCheck::Unknown { available } => Err(ApiError::invalid(vec![FieldError::new(
                 "voice_id",

@@ -10,6 +10,8 @@
 
 use std::ops::Range;
 
+use avatar_domain::segment::is_abbreviation;
+
 /// One clause as espeak read it: its stretch of the text (bytes) and the text position of
 /// each word event in it (char indices from the start of the text, 0-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,14 +205,6 @@ fn has_word_chars(token: &str) -> bool {
     token.chars().any(char::is_alphanumeric)
 }
 
-/// Abbreviations whose final `.` is part of the word (`Dr.`), not the end of a sentence.
-const ABBREVIATIONS: &[&str] = &[
-    "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "vs", "etc", "inc", "ltd", "co", "corp",
-    "no", "mt", "ave", "gen", "col", "lt", "sgt", "capt", "rev", "hon", "fig", "approx", "dept",
-    "est", "vol", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
-    "dec", "e.g", "i.e",
-];
-
 /// A word without the punctuation around it: quotes, brackets, `, ; : ! ? …` and a final
 /// `.` (kept for abbreviations and initials: `Dr.`, `U.S.`, `J.`).
 fn trim_punctuation(text: &str, word: Range<usize>) -> Range<usize> {
@@ -225,13 +219,7 @@ fn trim_punctuation(text: &str, word: Range<usize>) -> Range<usize> {
         let Some(c) = rest.chars().next_back() else {
             break;
         };
-        let keep_dot = c == '.' && {
-            let stem = &rest[..rest.len() - 1];
-            let letters = stem.chars().filter(|c| c.is_alphabetic()).count();
-            (stem.contains('.') && !stem.ends_with('.'))
-                || (letters == 1 && stem.chars().all(char::is_alphabetic))
-                || ABBREVIATIONS.contains(&stem.to_lowercase().as_str())
-        };
+        let keep_dot = c == '.' && is_abbreviation(&rest[..rest.len() - 1]);
         if keep_dot || !"\"')]}»”’,;:!?….›*_".contains(c) {
             break;
         }
