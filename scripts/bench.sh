@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 CACHE=${CACHE:-$HOME/.cache/avatar-pipeline}
 VENV=$CACHE/bench-venv
 VOICE=${VOICE:-en_US-joe-medium}
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import piper, onnxruntime" 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import piper, onnxruntime, websockets" 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet piper-tts==1.8.0 onnxruntime==1.32.0
+  "$VENV/bin/pip" install --quiet piper-tts==1.8.0 onnxruntime==1.32.0 websockets==15.0.1
 fi
 cargo build --release -j "${JOBS:-2}" -p avatar-render --bin avatar-render --example bench
 target=${CARGO_TARGET_DIR:-target}/release
@@ -19,7 +19,7 @@ python3 scripts/bench.py "$target/examples/bench" "$target/avatar-render" "$VENV
 cargo test --release -j "${JOBS:-2}" -p avatar-render --test lipsync_accuracy -- --nocapture 2>&1 |
   sed -n '/^Lip-sync against/,/^test /p' | grep -v '^test '
 
-# The distributed pipeline: overhead, cache hits (wrk), scaling with tts workers.
+# The distributed pipeline: overhead, cache hits (wrk), scaling with tts workers, streaming.
 command -v wrk > /dev/null || { echo "bench: installing wrk" >&2; ${SUDO:-} apt-get install -y -qq wrk > /dev/null; }
 cargo build --release -j "${JOBS:-2}" --workspace --bins
-python3 scripts/bench_pipeline.py "$target" "$target/examples/bench" "$(scripts/setup_servers.sh)" "$VOICES_DIR" "$VOICE"
+"$VENV/bin/python" scripts/bench_pipeline.py "$target" "$target/examples/bench" "$(scripts/setup_servers.sh)" "$VOICES_DIR" "$VOICE"

@@ -5,11 +5,16 @@
    offline renderer's time for the same texts (p50, target <= 3 ms on an idle machine);
 2. cache hits: wrk against POST /v1/avatar/render for a cached render (target >= 20,000
    requests/s, p50 < 1 ms), wrk sharing the machine's 2 cores with the gateway and NATS;
-3. scaling: 20 distinct short renders with 2 tts workers against 1.
+3. scaling: 20 distinct short renders with 2 tts workers against 1;
+4. streaming: time from the end of the first sentence's text to its first audio at the client
+   (the segment message, then its audio fetched), p50 and p95, for texts sent whole and fed word
+   by word over the WebSocket (targets: p50 <= 150 ms for a ten-word first sentence); and for a
+   1,000-character text, first audio against the sync render's full answer (target <= 10 %).
 
     bench_pipeline.py BIN_DIR RUST_BENCH SERVERS_BIN VOICES_DIR VOICE [PARTS]
 
-PARTS: a comma-separated subset of overhead,cache_hits,scaling (all by default).
+PARTS: a comma-separated subset of overhead,cache_hits,scaling,streaming (all by default).
+Run with the bench venv's Python (`websockets` for the streaming part).
 """
 import http.client
 import json
@@ -243,7 +248,95 @@ def scaling():
     print(f"  1 worker {one:.2f} s, 2 workers {two:.2f} s: {one / two:.2f}x faster")
 
 
-parts = sys.argv[6].split(",") if len(sys.argv) > 6 else ["overhead", "cache_hits", "scaling"]
+def streaming():
+    import threading
+    from websockets.sync.client import connect
+
+    stack = Stack(tts_workers=1, tts_threads=2)
+    ws_url = f"ws://127.0.0.1:{stack.port}/v1/avatar/stream"
+
+    def fetch(url):
+        path = url.split(str(stack.port), 1)[1]
+        conn = stack.connection()
+        conn.request("GET", path)
+        body = conn.getresponse().read()
+        conn.close()
+        return body
+
+    def first_audio(text, first_end, word_by_word):
+        """Seconds from the moment the first sentence's text (up to `first_end`) has been sent
+        to the moment the first segment's audio is at the client."""
+        with connect(ws_url, max_size=None) as ws:
+            ws.send(json.dumps({"type": "start"}))
+            json.loads(ws.recv())
+            pieces = re.findall(r"\S+\s*", text) if word_by_word else [text]
+            sent_first = {}
+
+            def feed():
+                sent = 0
+                for piece in pieces:
+                    ws.send(json.dumps({"type": "text", "text": piece}))
+                    sent += len(piece)
+                    if sent >= first_end and "t" not in sent_first:
+                        sent_first["t"] = time.perf_counter()
+                    if word_by_word:
+                        time.sleep(0.03)  # about 30 tokens a second, as a chat model streams
+                ws.send(json.dumps({"type": "end"}))
+
+            feeder = threading.Thread(target=feed)
+            feeder.start()
+            while True:
+                message = json.loads(ws.recv())
+                if message["type"] == "segment":
+                    fetch(message["audio_url"])
+                    arrived = time.perf_counter()
+                    break
+                assert message["type"] != "error", message
+            feeder.join()
+            for _ in ws:  # the rest, until done
+                pass
+            return arrived - sent_first["t"]
+
+    try:
+        stack.request("POST", "/v1/avatar/render", {"text": "Warm up the voice."})
+        # Distinct first sentences of the same shape (each segment is cached by its text).
+        words = ("red blue green gold gray pink black white brown tan jade rose lime teal navy "
+                 "plum sand rust mint sky sea oak elm ash fir bay fig ink jet ivy").split()
+        rows = {}
+        for m, mode in enumerate(("sent whole", "word by word")):
+            times = []
+            for n in range(15):
+                first = f"Take {words[15 * m + n]} of the bench checks how fast speech starts. "
+                text = first + "The second sentence follows while the first one plays. The third one ends it."
+                times.append(first_audio(text, len(first), mode == "word by word") * 1000)
+            times.sort()
+            rows[mode] = (statistics.median(times), times[int(round(0.95 * (len(times) - 1)))])
+        print("streaming, WebSocket, first sentence of ten words (end of its text -> its audio at the client):")
+        for mode, (p50, p95) in rows.items():
+            print(f"  {mode:13} p50 {p50:6.0f} ms  p95 {p95:6.0f} ms   (target p50 <= 150 ms)")
+        with open(os.path.join(here, "..", "bench", "paragraph.txt")) as f:
+            paragraph = " ".join(f.read().split())
+        long_text = (paragraph * (1000 // len(paragraph) + 1))[:990].rsplit(" ", 1)[0] + "."
+        # Its first sentence made distinct per run: "On night N, the old lighthouse keeper ...
+        # every evening, ..." (the first segment is that clause).
+        first_sentence = long_text.split(". ", 1)[0] + ". "
+        sync_s, stream_s = [], []
+        for n in range(3):
+            started = time.perf_counter()
+            text = f"On night {words[n]}, t" + long_text[1:]
+            status, body = stack.request("POST", "/v1/avatar/render", {"text": text})
+            assert status == 200, body
+            sync_s.append(time.perf_counter() - started)
+            text = f"On night {words[10 + n]}, t" + long_text[1:]
+            stream_s.append(first_audio(text, len(first_sentence) + 10, False))
+        sync_ms, stream_ms = statistics.median(sync_s) * 1000, statistics.median(stream_s) * 1000
+        print(f"  1,000 characters: first audio {stream_ms:.0f} ms, sync render's full answer {sync_ms:.0f} ms: "
+              f"{100 * stream_ms / sync_ms:.1f} % (target <= 10 %; medians of 3)")
+    finally:
+        stack.stop()
+
+
+parts = sys.argv[6].split(",") if len(sys.argv) > 6 else ["overhead", "cache_hits", "scaling", "streaming"]
 print()
 for part in parts:
-    {"overhead": overhead, "cache_hits": cache_hits, "scaling": scaling}[part]()
+    {"overhead": overhead, "cache_hits": cache_hits, "scaling": scaling, "streaming": streaming}[part]()
