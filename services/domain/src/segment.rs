@@ -24,10 +24,15 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Whether it has anything to speak (a letter or digit): segments of punctuation and
-    /// whitespace alone are skipped.
+    /// Whether it has anything to speak: a letter, a digit or a symbol (espeak names emoji
+    /// and signs); segments of punctuation and whitespace alone are skipped.
     pub fn is_speakable(&self) -> bool {
-        self.text.chars().any(char::is_alphanumeric)
+        self.text.chars().any(|c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && !c.is_ascii_punctuation()
+                && !"…—–―“”‘’«»‹›¡¿。、，！？：；「」『』（）".contains(c)
+        })
     }
 }
 
@@ -274,6 +279,21 @@ mod tests {
                 "A new paragraph without a stop\n\n"
             ]
         );
+    }
+
+    #[test]
+    fn punctuation_alone_is_not_spoken_but_emoji_are() {
+        let speakable = |text: &str| {
+            Segment {
+                text: text.into(),
+                start: 0,
+            }
+            .is_speakable()
+        };
+        assert!(!speakable(" ... — “” \n"));
+        assert!(speakable("😀"));
+        assert!(speakable("東京。"));
+        assert!(speakable("$5"));
     }
 
     #[test]

@@ -624,13 +624,19 @@ async fn render_segments(
         let mut queue = queue;
         move |cx| queue.poll_recv(cx)
     })
+    // Taken from the queue only when a place in flight is free: from then on it is started.
+    .inspect({
+        let queued = queued.clone();
+        move |segment| {
+            queued.fetch_sub(segment.text.chars().count(), Ordering::Relaxed);
+        }
+    })
     .filter(|s| std::future::ready(s.is_speakable()))
     .enumerate()
     .map(|(seq, segment)| {
-        let (app, spec, queued) = (app.clone(), spec.clone(), queued.clone());
+        let (app, spec) = (app.clone(), spec.clone());
         let gone = gone.clone();
         async move {
-            queued.fetch_sub(segment.text.chars().count(), Ordering::Relaxed);
             // A client that left cancels the segments not started yet.
             let outcome = if gone.is_closed() {
                 Err(ApiError::new(

@@ -384,3 +384,51 @@ fn a_tts_worker_killed_mid_stream_delays_segments_but_loses_none() {
         assert_eq!(segments.len(), 4);
     });
 }
+
+#[test]
+fn a_client_that_leaves_cancels_the_segments_not_started() {
+    let stack = Stack::start(Options::default());
+    let sentences: Vec<String> = (1..=12)
+        .map(|n| format!("Sentence number {n} of a stream whose client leaves early. "))
+        .collect();
+    run(async {
+        let mut socket = connect(&stack).await;
+        let voice = avatar_test_support::VOICE;
+        send(&mut socket, json!({"type": "start", "voice_id": voice})).await;
+        assert_eq!(next(&mut socket).await.unwrap()["type"], "started");
+        send(
+            &mut socket,
+            json!({"type": "text", "text": sentences.concat()}),
+        )
+        .await;
+        send(&mut socket, json!({"type": "end"})).await;
+        let first = next(&mut socket).await.unwrap();
+        assert_eq!(
+            (first["type"].as_str(), first["seq"].as_u64()),
+            (Some("segment"), Some(0))
+        );
+        drop(socket);
+        // What was in flight finishes; nothing after it is ever submitted.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut submitted = 0;
+        for sentence in &sentences {
+            let spec = avatar_domain::RenderRequest {
+                text: sentence.clone(),
+                voice_id: Some(voice.into()),
+                ..Default::default()
+            }
+            .validate(voice)
+            .unwrap();
+            let id = avatar_domain::render_id(&spec);
+            let (code, _) = stack.get(&format!("/v1/avatar/render/{id}")).await;
+            if code == 200 {
+                submitted += 1;
+            }
+        }
+        // The first, those in flight (3) and at most one taken from the queue as it closed.
+        assert!(
+            (1..=6).contains(&submitted),
+            "{submitted} of 12 segments were submitted"
+        );
+    });
+}
