@@ -4,7 +4,8 @@
 #   the chart as shipped installed with helm (NATS from the chart, SeaweedFS as S3), every
 #   workload ready through its own probes; AvatarRenders applied with kubectl reach Completed,
 #   their audio and results fetched through the gateway's Service; the HTTP API's sync, async
-#   and bad-input paths through the Service; a tts pod deleted mid-render and the render still
+#   and bad-input paths through the Service; a stream (server-sent events) through the Service;
+#   a tts pod deleted mid-render and the render still
 #   completing; `helm upgrade` rolling every worker without losing a render; bad specs refused;
 #   `helm uninstall` leaving nothing behind but the CRD.
 #
@@ -152,6 +153,30 @@ code=$(post /v1/avatar/render '{"text": "hi", "speed": 9}')
 code=$(post /v1/avatar/render '{"text": ')
 [ "$code" = 400 ] || fail "malformed JSON: $code"
 echo "sync 200, async 202 then completed, bad input 422/400 naming the field"
+
+# -------------------------------------------------------------------------------------------
+step "a stream through the Service (server-sent events)"
+curl -sN --max-time 180 -X POST "$GATEWAY/v1/avatar/stream" -H 'Content-Type: application/json' \
+  -d '{"text": "Streaming through the Service, sentence by sentence. A second sentence follows it. The third one ends."}' \
+  -o /tmp/e2e-stream.txt || fail "stream: curl"
+first_audio=$(python3 - << 'PY'
+import json
+events = [e for e in open("/tmp/e2e-stream.txt").read().split("\n\n") if "data:" in e]
+messages = [json.loads("".join(l[5:].strip() for l in e.splitlines() if l.startswith("data:"))) for e in events]
+kinds = [m["type"] for m in messages]
+assert kinds[0] == "started" and kinds[-1] == "done" and "error" not in kinds, kinds
+segments = [m for m in messages if m["type"] == "segment"]
+offset = 0
+for i, s in enumerate(segments):
+    assert s["seq"] == i and s["offset_ms"] == offset and s["words"], s
+    offset += s["duration_ms"]
+assert len(segments) >= 3 and messages[-1]["segments"] == len(segments) and messages[-1]["duration_ms"] == offset, messages[-1]
+print(segments[0]["audio_url"])
+PY
+) || fail "stream: the events ($(head -c 600 /tmp/e2e-stream.txt))"
+curl -sf "$(local_url "$first_audio")" -o /tmp/e2e-audio.ogg || fail "stream: audio $first_audio"
+[ "$(head -c 4 /tmp/e2e-audio.ogg)" = OggS ] || fail "stream: the audio is not Ogg"
+echo "a stream of $(grep -c '^event: *segment' /tmp/e2e-stream.txt || true) segments, in order, its audio through the Service"
 
 # -------------------------------------------------------------------------------------------
 step "a tts pod deleted mid-render: the render still completes"

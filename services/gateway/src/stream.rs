@@ -191,9 +191,22 @@ fn limits(app: &App) -> StreamLimits {
     }
 }
 
+/// A stream's place among `MAX_CONCURRENT_STREAMS` (counted in `avatar_streams_open` while
+/// it is held).
+struct StreamPermit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    app: App,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        self.app.metrics.streams_open.dec();
+    }
+}
+
 /// A stream's permit among `MAX_CONCURRENT_STREAMS`, or a 503.
-fn stream_permit(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    app.streams.clone().try_acquire_owned().map_err(|_| {
+fn stream_permit(app: &App) -> Result<StreamPermit, ApiError> {
+    let permit = app.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -203,6 +216,11 @@ fn stream_permit(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, ApiErro
             ),
         )
         .retry_after(1)
+    })?;
+    app.metrics.streams_open.inc();
+    Ok(StreamPermit {
+        _permit: permit,
+        app: app.clone(),
     })
 }
 
@@ -636,6 +654,7 @@ async fn render_segments(
     .map(|(seq, segment)| {
         let (app, spec) = (app.clone(), spec.clone());
         let gone = gone.clone();
+        let taken = std::time::Instant::now();
         async move {
             // A client that left cancels the segments not started yet.
             let outcome = if gone.is_closed() {
@@ -647,15 +666,28 @@ async fn render_segments(
             } else {
                 render_segment(&app, &spec, &segment).await
             };
-            (seq as u32, segment, outcome)
+            (seq as u32, segment, outcome, taken)
         }
     })
     .buffered(MAX_SEGMENTS_IN_FLIGHT);
     futures::pin_mut!(segments);
     let (mut offset_ms, mut count, mut failed, mut words) = (0u64, 0u32, 0u32, 0u32);
     let mut eyes_so_far: Vec<EyeEvent> = Vec::new();
-    while let Some((seq, segment, outcome)) = segments.next().await {
+    while let Some((seq, segment, outcome, taken)) = segments.next().await {
         count += 1;
+        let outcome_name = match &outcome {
+            Ok(r) if r.cached => "cached",
+            Ok(_) => "completed",
+            Err(e) if e.status == StatusCode::GONE => "cancelled",
+            Err(_) => "failed",
+        };
+        app.metrics
+            .stream_segments
+            .with_label_values(&[outcome_name])
+            .inc();
+        app.metrics
+            .stream_segment_seconds
+            .observe(taken.elapsed().as_secs_f64());
         let message = match outcome {
             Ok(result) => {
                 let message = in_stream(result, seq, &segment, offset_ms, &mut eyes_so_far);

@@ -43,6 +43,12 @@ pub struct Metrics {
     /// `failed`, `invalid`, `unchanged`, `error`).
     pub reconciles: IntCounterVec,
     pub reconcile_seconds: HistogramVec,
+    /// Streams open (WebSocket and server-sent events).
+    pub streams_open: prometheus::IntGauge,
+    /// Stream segments answered, by outcome (`completed`, `cached`, `failed`, `cancelled`).
+    pub stream_segments: IntCounterVec,
+    /// Time from a segment's text being complete to its message being sent.
+    pub stream_segment_seconds: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -103,8 +109,32 @@ impl Metrics {
             &["layer"],
         )
         .expect("metric");
+        let streams_open =
+            prometheus::IntGauge::new("streams_open", "Streams open (WebSocket and SSE)")
+                .expect("metric");
+        let stream_segments = IntCounterVec::new(
+            Opts::new(
+                "stream_segments_total",
+                "Stream segments answered, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
+        let stream_segment_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "stream_segment_latency_seconds",
+                "From a stream segment's text being complete to its message being sent",
+            )
+            .buckets(vec![
+                0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )
+        .expect("metric");
         for collector in [
-            Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(streams_open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stream_segments.clone()),
+            Box::new(stream_segment_seconds.clone()),
+            Box::new(jobs.clone()),
             Box::new(stage_seconds.clone()),
             Box::new(queue_depth.clone()),
             Box::new(http_requests.clone()),
@@ -127,6 +157,9 @@ impl Metrics {
             cache_hits,
             reconciles,
             reconcile_seconds,
+            streams_open,
+            stream_segments,
+            stream_segment_seconds,
         })
     }
 

@@ -205,6 +205,39 @@ fn a_websocket_stream_fed_word_by_word_speaks_segment_by_segment() {
         assert!(again.iter().all(|s| s["cached"] == true), "{again:?}");
         let ids = |s: &[Value]| s.iter().map(|s| s["render_id"].clone()).collect::<Vec<_>>();
         assert_eq!(ids(&again), ids(&segments));
+
+        // Operators see the streams: segments by outcome, their latency, none left open.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let metrics = stack
+            .http
+            .get(stack.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let segments_by = |outcome| {
+            common::metric(
+                &metrics,
+                "avatar_stream_segments_total",
+                &[("outcome", outcome)],
+            )
+        };
+        assert_eq!(
+            segments_by("completed"),
+            Some(segments.len() as f64),
+            "{metrics}"
+        );
+        assert_eq!(segments_by("cached"), Some(again.len() as f64));
+        assert_eq!(
+            common::metric(&metrics, "avatar_streams_open", &[]),
+            Some(0.0)
+        );
+        assert_eq!(
+            common::metric(&metrics, "avatar_stream_segment_latency_seconds_count", &[]),
+            Some((segments.len() + again.len()) as f64)
+        );
     });
 }
 
