@@ -6,19 +6,34 @@
 //   const client = new AvatarClient({ baseUrl: 'http://localhost:8080' });
 //   const player = new AvatarPlayer(document.querySelector('canvas'),
 //                                   { captions: document.querySelector('#captions') });
+//
+//   // Streaming: speech starts after the first sentence (or clause) is rendered, the rest
+//   // follows segment by segment, back to back on one Web Audio clock.
+//   const stream = client.stream({ viseme_set: 'basic' });
+//   const done = player.playStream(stream);
+//   stream.type('Hello! Words arrive one by one, as from a chat model.'); // or write()/end()
+//   await done;
+//
+//   // One render: the whole text first, then one audio file.
 //   const request = { text: 'Hello!', viseme_set: 'basic' };
 //   const result = await client.render(request);
 //   await player.play(result, { text: request.text });
 
 import { VISEME_SHAPES, activeCue, breathAt, drawFace, eyesAt, mouthAt } from './face.js';
 
-/** An error answered by the API: `status`, `message`, and the request `field` at fault. */
+/**
+ * An error answered by the API: `status` (0 for a stream's error message, or when the
+ * service cannot be reached), `message`, the request `field` at fault, `code` (the body's
+ * `error`), and `seq`: the stream segment that failed, if one did.
+ */
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.message || body?.error || `HTTP ${status}`);
     this.name = 'ApiError';
     this.status = status;
+    this.code = body?.error ?? null;
     this.field = body?.field ?? null;
+    this.seq = body?.seq ?? null;
     this.body = body;
   }
 }
@@ -121,6 +136,15 @@ export class Captions {
    * one the marks do not fit) the caption is the words themselves, one space apart.
    */
   load(result, text) {
+    this.update(result, text);
+    this.element.replaceChildren();
+  }
+
+  /**
+   * Takes marks and text grown since `load` (a stream's next segment): the element keeps
+   * what it shows until the next `show` redraws it from the new marks, so nothing blinks.
+   */
+  update(result, text) {
     const words = result?.words ?? [];
     const sentences = result?.sentences ?? [];
     const fits = typeof text === 'string' && words.every((w) => text.slice(w.start, w.end) === w.text);
@@ -130,7 +154,6 @@ export class Captions {
     this.shown = null; // the sentence whose words are in the element (-1: the whole text)
     this.spoken = -1; // the highlighted word
     this.spans = new Map();
-    this.element.replaceChildren();
   }
 
   clear() {
@@ -242,12 +265,252 @@ export class AvatarClient {
     onStatus('completed', elapsed());
     return body;
   }
+
+  /**
+   * Opens a stream (`GET /v1/avatar/stream`, a WebSocket on the same host: `ws:` or `wss:`)
+   * with the render settings `{voice_id?, speed?, viseme_set?}` for all its segments.
+   * Write text into it as it comes; play it with `AvatarPlayer.playStream`.
+   */
+  stream(settings = {}) {
+    const base = new URL(this.baseUrl || '/', location.href);
+    const url = new URL(`${this.baseUrl}/v1/avatar/stream`, location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    return new AvatarStream(url.href, settings, base.href);
+  }
+
+  /**
+   * A stream of a whole text over server-sent events (`POST /v1/avatar/stream`), for where a
+   * WebSocket cannot be held: the same messages, playable with `AvatarPlayer.playStream`.
+   * `request`: {text, voice_id?, speed?, viseme_set?}.
+   */
+  streamText(request) {
+    const base = new URL(this.baseUrl || '/', location.href);
+    return new AvatarEventStream(`${this.baseUrl}/v1/avatar/stream`, request, base.href);
+  }
 }
 
 /**
- * Plays a render on a canvas. The animation reads the audio element's `currentTime` on every
- * frame, so mouth, eyes and captions stay with the sound whatever the timers do (late start,
- * a stalled tab, pause and seek). Between renders the avatar breathes and blinks on its own.
+ * A whole text's stream over server-sent events: what `AvatarStream` offers a player
+ * (`messages`, `text`, `closed`, `message` and `close` events, `close()`, `resolve()`),
+ * read from a `fetch` of `POST /v1/avatar/stream`. A refused request (4xx/5xx) becomes an
+ * `error` message, as the socket would send it, and the stream closes.
+ */
+export class AvatarEventStream extends EventTarget {
+  #abort = new AbortController();
+
+  constructor(url, request, httpBase = location.href) {
+    super();
+    this.httpBase = httpBase;
+    this.text = request.text ?? '';
+    this.ended = true; // nothing more can be written
+    this.messages = [];
+    this.closed = null;
+    this.#read(url, request);
+  }
+
+  #deliver(message) {
+    this.messages.push(message);
+    this.dispatchEvent(new CustomEvent('message', { detail: message }));
+    this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
+  }
+
+  #close(code, reason) {
+    if (this.closed) return;
+    this.closed = { code, reason };
+    this.dispatchEvent(new CustomEvent('close', { detail: this.closed }));
+  }
+
+  async #read(url, request) {
+    try {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(request),
+        signal: this.#abort.signal,
+      });
+      if (!response.ok) {
+        let body = {};
+        try {
+          body = await response.json();
+        } catch {
+          body = { error: 'unavailable', message: `unexpected ${response.status} response` };
+        }
+        this.#deliver({ type: 'error', ...body });
+        this.#close(1008, body.error || 'refused');
+        return;
+      }
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = event
+            .split('\n')
+            .filter((line) => line.startsWith('data:'))
+            .map((line) => line.slice(5).replace(/^ /, ''))
+            .join('\n');
+          if (data) this.#deliver(JSON.parse(data));
+        }
+      }
+      const last = this.messages[this.messages.length - 1];
+      this.#close(last?.type === 'done' ? 1000 : 1006, last?.type === 'done' ? 'done' : 'ended early');
+    } catch (e) {
+      this.#close(e.name === 'AbortError' ? 1000 : 1006, e.message);
+    }
+  }
+
+  close() {
+    this.#abort.abort();
+  }
+
+  /** A URL from a message (`audio_url`), resolved against the gateway's address. */
+  resolve(url) {
+    return new URL(url, this.httpBase).href;
+  }
+}
+
+/** A text in pieces of at most this many UTF-16 units per message (the server takes 64 KiB). */
+const MAX_PIECE = 16000;
+
+/** `text` cut into words, each with the whitespace before it (and the last with the rest). */
+export function typedWords(text) {
+  return text.match(/\s*\S+|\s+$/g) ?? [];
+}
+
+/**
+ * One stream over the WebSocket: text goes in as it is written, segments of speech come
+ * out. `start` is sent when the socket opens (what is written before waits for it). Every
+ * server message is dispatched as a `message` event and as an event named by its type
+ * (`started`, `segment`, `error`, `done`), a `CustomEvent` whose `detail` is the message;
+ * `close` (`detail: {code, reason}`) when the socket closes. `messages` keeps them all, in
+ * order. `text` is everything written so far: the text the segments' `start`/`end`, and
+ * their words' and sentences', index in UTF-16 code units.
+ */
+export class AvatarStream extends EventTarget {
+  #outbox = [];
+
+  constructor(url, settings = {}, httpBase = location.href) {
+    super();
+    this.url = url;
+    this.settings = settings;
+    this.httpBase = httpBase;
+    this.text = '';
+    this.ended = false; // `end` sent (or the stream closed by this side)
+    this.messages = [];
+    this.closed = null; // `{code, reason}` once the socket has closed
+    this.#outbox.push(JSON.stringify({ type: 'start', ...settings }));
+    this.socket = new WebSocket(url);
+    this.socket.addEventListener('open', () => {
+      for (const message of this.#outbox) this.socket.send(message);
+      this.#outbox = null;
+    });
+    this.socket.addEventListener('message', (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.messages.push(message);
+      this.dispatchEvent(new CustomEvent('message', { detail: message }));
+      this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
+    });
+    this.socket.addEventListener('close', (event) => {
+      this.ended = true;
+      this.closed = { code: event.code, reason: event.reason };
+      this.dispatchEvent(new CustomEvent('close', { detail: this.closed }));
+    });
+  }
+
+  #send(message) {
+    if (this.closed || this.socket.readyState > WebSocket.OPEN) return;
+    const json = JSON.stringify(message);
+    if (this.#outbox) this.#outbox.push(json);
+    else this.socket.send(json);
+  }
+
+  /** Appends `text` (a token, a word, a paragraph) to what is to be spoken. */
+  write(text) {
+    if (this.ended || !text) return;
+    this.text += text;
+    for (let at = 0; at < text.length;) {
+      let end = Math.min(text.length, at + MAX_PIECE);
+      // Never between the two halves of a surrogate pair.
+      if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1])) end -= 1;
+      this.#send({ type: 'text', text: text.slice(at, end) });
+      at = end;
+    }
+  }
+
+  /** Speaks what is pending now, without waiting for its sentence to end. */
+  flush() {
+    if (!this.ended) this.#send({ type: 'flush' });
+  }
+
+  /** No more text: what is pending is spoken, then the server sends `done` and closes. */
+  end() {
+    if (this.ended) return;
+    this.#send({ type: 'end' });
+    this.ended = true;
+  }
+
+  /** Writes `text` whole and ends the stream. */
+  say(text) {
+    this.write(text);
+    this.end();
+  }
+
+  /**
+   * Writes `text` word by word, `delayMs` apart, as a chat model sends tokens, then ends the
+   * stream (unless `end: false`). Stops early if the stream closes or `signal` aborts.
+   */
+  async type(text, { delayMs = 50, end = true, signal } = {}) {
+    for (const word of typedWords(text)) {
+      if (this.ended || signal?.aborted) return;
+      this.write(word);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+    if (end && !signal?.aborted) this.end();
+  }
+
+  /** Closes the socket: the server stops rendering what it has not started. */
+  close() {
+    this.ended = true;
+    if (this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000, 'client done');
+  }
+
+  /** A URL from a message (`audio_url`), resolved against the gateway's address. */
+  resolve(url) {
+    return new URL(url, this.httpBase).href;
+  }
+}
+
+/** A stream's first segment starts this long after its audio is ready, s. */
+const STREAM_LEAD_S = 0.05;
+/** A segment whose turn comes sooner than this after it is ready is late, s. */
+const STREAM_MARGIN_S = 0.02;
+
+/**
+ * Plays a render, or a stream, on a canvas. Every frame reads the audio clock and draws the
+ * state at that moment, so mouth, eyes and captions stay with the sound whatever the timers
+ * do (late start, a stalled tab, pause and seek). Between renders the avatar breathes and
+ * blinks on its own.
+ *
+ * - A render (`play`, `load`) plays in an `<audio>` element (`audio`); its `currentTime` is
+ *   the clock.
+ * - A stream (`playStream`) plays on one Web Audio clock (`audioContext`): each segment's
+ *   audio is fetched and decoded as soon as its message arrives, and scheduled, in order,
+ *   to start on the sample where the previous one ends (start frame = previous start frame +
+ *   previous decoded length), so consecutive segments join without a gap. A segment that is
+ *   not ready by then (late) starts as soon as it is; the face rests in between. The time
+ *   drawn at context time `c` comes from the segment scheduled over `c`:
+ *   `offset_ms + (c - its start) * 1000`, so the server's rounding of each duration to a
+ *   millisecond never adds up across segments.
  *
  * Options: `sprites`: a URL of a sprite manifest (assets/README.md) to draw the mouth from
  * images, falling back to the drawn mouth for any viseme without one. `captions`: an element
@@ -260,11 +523,14 @@ export class AvatarPlayer {
     this.ctx = canvas.getContext('2d');
     this.audio = new Audio();
     this.audio.preload = 'auto';
-    this.result = null;
-    this.text = undefined; // the loaded render's request text, for its captions
+    this.audioContext = null; // created by the first stream (browsers start it from a click)
+    this.output = null; // every stream segment plays through this GainNode
+    this.result = null; // what is drawn: a render's result, or a stream's marks so far
+    this.text = undefined; // the text the marks index, for the captions
+    this.streaming = null; // the stream being played (see `playStream`)
     this.captions = captions ? new Captions(captions) : null;
     this.sprites = {};
-    this.state = { playing: false, audioTimeMs: 0, cueIndex: -1, viseme: null, wordIndex: -1, word: null, sentenceIndex: -1, frame: 0 };
+    this.state = { playing: false, audioTimeMs: 0, cueIndex: -1, viseme: null, wordIndex: -1, word: null, sentenceIndex: -1, contextTime: null, segment: -1, frame: 0 };
     this.idle = { nextBlinkAt: performance.now() + 2000, blinkStart: -1 };
     this.restMouth = { ...VISEME_SHAPES.basic.REST };
     this.#spritesReady = sprites ? this.loadSprites(sprites) : Promise.resolve();
@@ -318,35 +584,282 @@ export class AvatarPlayer {
     return ended;
   }
 
+  /**
+   * Plays a stream (`AvatarClient.stream`) as its segments arrive; call it when the stream
+   * is opened (from a click: it starts the audio context). Resolves with the `done` message
+   * once the last segment has been heard (with `null` if `stop` ends it first); rejects with
+   * an `ApiError` if the stream is refused or breaks off (what was scheduled still plays).
+   * A failed segment (an `error` with `seq`, or audio that cannot be loaded) is skipped and
+   * reported to `onError(apiError)`, as is any other error that does not end the stream;
+   * `onSegment(scheduled)` is called as each segment is scheduled.
+   *
+   * `streaming` holds the stream's record while it plays: `segments` (the `segment` messages
+   * with their decoded `buffer`), `scheduled` (`{seq, offset_ms, duration_ms, startFrame,
+   * endFrame, length, sampleRate, when, end, late, readyAt}`, times in the context's seconds),
+   * `events` (every message and the close, with the `contextTime` and `performance.now()`
+   * they arrived at), `failed`, `errors`, `done`.
+   */
+  playStream(stream, { onSegment = () => {}, onError = () => {} } = {}) {
+    this.stop();
+    const context = this.#context();
+    const s = {
+      stream, started: null, segments: [], scheduled: [], events: [], failed: [], errors: [], done: null, error: null,
+      cursor: 0, nextFrame: null, finished: false, fetches: new AbortController(), onSegment, onError,
+    };
+    const ended = new Promise((resolve, reject) => Object.assign(s, { resolve, reject }));
+    this.streaming = s;
+    this.result = {
+      render_id: null, status: 'streaming', viseme_set: stream.settings?.viseme_set ?? 'basic', duration_ms: 0,
+      mouth_cues: [], eye_events: [], words: [], sentences: [],
+    };
+    this.text = '';
+    this.captions?.load(this.result, '');
+    const note = (type, seq = null) => s.events.push({ type, seq, contextTime: context.currentTime, at: performance.now() });
+    const onMessage = ({ detail: m }) => {
+      if (this.streaming !== s) return;
+      note(m.type, m.seq ?? null);
+      this.#streamMessage(s, m);
+    };
+    const onClose = ({ detail }) => {
+      if (this.streaming !== s) return;
+      note('close');
+      if (s.done) return;
+      const error = s.errors.filter((e) => e.seq === null).at(-1) ?? new ApiError(0, {
+        error: 'closed',
+        message: `the stream closed before it was done (${detail.code}${detail.reason ? `: ${detail.reason}` : ''})`,
+      });
+      this.#streamFailed(s, error);
+    };
+    // Messages that came before (if the stream was opened a while ago), then the rest.
+    for (const m of stream.messages) onMessage({ detail: m });
+    if (stream.closed) onClose({ detail: stream.closed });
+    else {
+      stream.addEventListener('message', onMessage);
+      stream.addEventListener('close', onClose);
+    }
+    return ended;
+  }
+
+  /** The audio context streams play on, running. */
+  #context() {
+    if (!this.audioContext) {
+      this.audioContext = new AudioContext();
+      this.output = this.audioContext.createGain();
+      this.output.connect(this.audioContext.destination);
+    }
+    if (this.audioContext.state === 'suspended') this.audioContext.resume();
+    return this.audioContext;
+  }
+
+  #streamMessage(s, m) {
+    if (m.type === 'started') {
+      s.started = m;
+      this.result.viseme_set = m.viseme_set;
+    } else if (m.type === 'segment') {
+      this.#addSegment(s, m);
+    } else if (m.type === 'error') {
+      const error = new ApiError(0, m);
+      s.errors.push(error);
+      if (m.seq !== undefined && m.seq !== null) {
+        s.failed.push({ seq: m.seq, error });
+        s.onError(error);
+      } else if (!s.started) {
+        // The server refused the settings: nothing will be spoken.
+        this.#streamFailed(s, error);
+        s.stream.close();
+      } else {
+        s.onError(error);
+      }
+    } else if (m.type === 'done') {
+      s.done = m;
+      this.#scheduleNext(s);
+    }
+  }
+
+  #streamFailed(s, error) {
+    if (s.error) return;
+    s.error = error;
+    s.reject(error);
+    this.#scheduleNext(s);
+  }
+
+  /** A segment's marks join the timeline at once; its audio is fetched and decoded. */
+  #addSegment(s, m) {
+    const segment = { ...m, buffer: null, failed: false, decodedAt: null };
+    s.segments.push(segment);
+    const r = this.result;
+    r.mouth_cues.push(...m.mouth_cues);
+    r.eye_events.push(...m.eye_events);
+    r.words.push(...(m.words ?? []));
+    r.sentences.push(...(m.sentences ?? []));
+    r.duration_ms = m.offset_ms + m.duration_ms;
+    this.text = s.stream.text.slice(0, Math.max(m.text_end, this.text.length));
+    this.captions?.update(r, this.text);
+    const context = this.audioContext;
+    fetch(s.stream.resolve(m.audio_url), { signal: s.fetches.signal })
+      .then((response) => {
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        return response.arrayBuffer();
+      })
+      .then((bytes) => context.decodeAudioData(bytes))
+      .then((buffer) => {
+        segment.buffer = buffer;
+        segment.decodedAt = context.currentTime;
+      }, (e) => {
+        if (this.streaming !== s) return;
+        segment.failed = true;
+        const error = new ApiError(0, { error: 'audio', message: `segment ${m.seq}: its audio cannot be played (${e.message})`, seq: m.seq });
+        s.failed.push({ seq: m.seq, error });
+        s.errors.push(error);
+        s.onError(error);
+      })
+      .then(() => this.#scheduleNext(s));
+  }
+
+  /** Schedules the segments that are ready, in order; resolves the stream after the last. */
+  #scheduleNext(s) {
+    if (this.streaming !== s) return;
+    while (s.cursor < s.segments.length) {
+      const segment = s.segments[s.cursor];
+      if (!segment.buffer && !segment.failed) return; // its audio is on the way
+      s.cursor += 1;
+      if (segment.buffer) this.#schedule(s, segment);
+    }
+    if (!(s.done || s.error) || s.finished) return;
+    const last = s.scheduled.at(-1);
+    const finish = () => {
+      if (this.streaming !== s || s.scheduled.at(-1) !== last || s.finished) return;
+      s.finished = true;
+      if (!s.error) s.resolve(s.done);
+    };
+    if (!last || this.audioContext.currentTime >= last.end) finish();
+    else last.source.onended = finish;
+  }
+
+  /** Starts `segment` where the previous one ends, to the sample, or as soon as it can if late. */
+  #schedule(s, segment) {
+    const context = this.audioContext;
+    const rate = context.sampleRate;
+    const now = context.currentTime;
+    const previous = s.scheduled.at(-1);
+    let startFrame = Math.ceil((now + STREAM_LEAD_S) * rate);
+    let late = false;
+    if (s.nextFrame !== null) {
+      if (s.nextFrame / rate >= now + STREAM_MARGIN_S) startFrame = s.nextFrame;
+      else late = true;
+    }
+    const buffer = segment.buffer; // decoded at the context's rate
+    const source = context.createBufferSource();
+    source.buffer = buffer;
+    source.connect(this.output);
+    const when = startFrame / rate;
+    source.start(when);
+    s.nextFrame = startFrame + buffer.length;
+    const scheduled = {
+      seq: segment.seq, offset_ms: segment.offset_ms, duration_ms: segment.duration_ms,
+      startFrame, endFrame: s.nextFrame, length: buffer.length, sampleRate: buffer.sampleRate, duration: buffer.duration,
+      when, end: s.nextFrame / rate, late, gap: late && previous ? when - previous.end : 0, readyAt: now, source,
+    };
+    s.scheduled.push(scheduled);
+    s.onSegment(scheduled);
+  }
+
+  /**
+   * The stream's clock at the context's current time: the stream time (ms) drawn, whether a
+   * segment is sounding (`speaking`), and which (`segment`: its seq, -1 between segments).
+   */
+  #streamClock(s) {
+    const context = this.audioContext;
+    const c = context.currentTime;
+    const list = s.scheduled;
+    let k = list.length - 1;
+    while (k >= 0 && list[k].when > c) k -= 1;
+    if (k < 0) return { tMs: 0, speaking: false, contextTime: c, segment: -1 };
+    const e = list[k];
+    const sounding = c < e.end;
+    // Within the segment's own span of the stream's time, so a segment decoded a little
+    // longer than its rounded duration never shows the next one's first cue.
+    const tMs = e.offset_ms + Math.max(0, Math.min((Math.min(c, e.end) - e.when) * 1000, e.duration_ms - 0.001));
+    const speaking = sounding && context.state === 'running';
+    return { tMs, speaking, contextTime: c, segment: sounding ? e.seq : -1 };
+  }
+
+  /** The clock every frame is drawn from: the stream's, or the audio element's. */
+  #clock() {
+    if (this.streaming) return this.#streamClock(this.streaming);
+    return {
+      tMs: this.result ? this.audio.currentTime * 1000 : 0,
+      speaking: Boolean(this.result) && !this.audio.paused,
+      contextTime: null,
+      segment: -1,
+    };
+  }
+
+  /** Whether the audio is held (a render's element, or a stream's context, paused). */
+  get paused() {
+    return this.streaming ? this.audioContext?.state !== 'running' : this.audio.paused;
+  }
+
   pause() {
-    this.audio.pause();
+    if (this.streaming) this.audioContext.suspend();
+    else this.audio.pause();
   }
 
   resume() {
+    if (this.streaming) return this.audioContext.resume();
     return this.audio.play();
   }
 
+  /** Plays the render, or the stream's segments received so far (and the rest as they come), from the start. */
   replay() {
+    const s = this.streaming;
+    if (s) {
+      this.#silence(s);
+      Object.assign(s, { scheduled: [], cursor: 0, nextFrame: null, finished: false });
+      this.#context();
+      this.#scheduleNext(s);
+      return Promise.resolve();
+    }
     if (!this.result) return Promise.resolve();
     return this.play(this.result, { text: this.text });
   }
 
-  /** Stops playback; the avatar returns to rest and the captions are cleared. */
+  #silence(s) {
+    for (const { source } of s.scheduled) {
+      source.onended = null;
+      try {
+        source.stop();
+      } catch {
+        // Never started: nothing to stop.
+      }
+    }
+  }
+
+  /** Stops playback (a stream is closed, its sounds stopped); the avatar returns to rest and the captions are cleared. */
   stop() {
     this.audio.pause();
+    const s = this.streaming;
+    if (s) {
+      this.streaming = null;
+      s.stream.close();
+      s.fetches.abort();
+      this.#silence(s);
+      s.resolve(null);
+    }
     this.result = null;
     this.text = undefined;
     this.captions?.clear();
   }
 
   /**
-   * The animation state at audio time `tMs` of the loaded render. While the audio is paused
-   * (or nothing is loaded) the mouth rests and the eyes blink on their own; `speaking: true`
-   * shows the render's state at `tMs` regardless. The captions' word and sentence
-   * (`wordIndex`, `word`, `sentenceIndex`) are those at `tMs` whenever a render is loaded,
-   * playing or paused.
+   * The animation state at audio time `tMs` of what is loaded (a render, or a stream's
+   * timeline in stream time). While the audio is paused (or nothing is loaded, or a stream
+   * waits for its next segment) the mouth rests and the eyes blink on their own;
+   * `speaking: true` shows the loaded state at `tMs` regardless. The captions' word and
+   * sentence (`wordIndex`, `word`, `sentenceIndex`) are those at `tMs` whenever something is
+   * loaded, playing or paused.
    */
-  stateAt(tMs, { speaking = Boolean(this.result) && !this.audio.paused, clockMs = performance.now() } = {}) {
+  stateAt(tMs, { speaking = this.#clock().speaking, clockMs = performance.now() } = {}) {
     const result = this.result;
     let mouth = this.restMouth;
     let cue = { cueIndex: -1, viseme: null, weight: 0, blend: 1 };
@@ -377,12 +890,17 @@ export class AvatarPlayer {
     };
   }
 
-  /** Draws the avatar and the captions as they are at audio time `tMs` (used by the loop, and by tests). */
-  renderAt(tMs, options = {}) {
+  /**
+   * Draws the avatar and the captions as they are at audio time `tMs` (used by the loop, and
+   * by tests). The frame loop passes its `clock` too: the state then records the audio
+   * context's time the frame was drawn from (`contextTime`) and the stream segment sounding
+   * (`segment`, -1 if none).
+   */
+  renderAt(tMs, { clock = null, ...options } = {}) {
     const state = this.stateAt(tMs, options);
     drawFace(this.ctx, state, this.#spriteFor(state));
     this.captions?.show(state.sentenceIndex, state.wordIndex);
-    this.state = { ...state, frame: this.state.frame + 1 };
+    this.state = { ...state, contextTime: clock?.contextTime ?? null, segment: clock?.segment ?? -1, frame: this.state.frame + 1 };
     return this.state;
   }
 
@@ -421,8 +939,8 @@ export class AvatarPlayer {
 
   /** One frame: the audio clock decides what is drawn. */
   #loop = () => {
-    const tMs = this.result ? this.audio.currentTime * 1000 : 0;
-    this.renderAt(tMs);
+    const clock = this.#clock();
+    this.renderAt(clock.tMs, { speaking: clock.speaking, clock });
     requestAnimationFrame(this.#loop);
   };
 }

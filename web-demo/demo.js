@@ -1,11 +1,14 @@
-// The demo page: a form that renders through the API and plays the result on the canvas.
+// The demo page: a form that streams a text through the API (or renders it whole) and plays
+// it on the canvas.
 import { AvatarClient, AvatarPlayer } from './avatar-client.js';
 
 const $ = (id) => document.getElementById(id);
 const client = new AvatarClient();
 const player = new AvatarPlayer($('avatar'), { sprites: 'assets/sprites.json', captions: $('captions') });
 const MAX_CHARS = 5000;
-let current = null; // the AbortController of the render in progress
+/** Typing mode: one word every this many ms, about a chat model's pace. */
+const TYPING_DELAY_MS = 60;
+let current = null; // the AbortController of the render or stream in progress
 
 // For tests and the curious: the animation state of the last frame, and the player.
 Object.defineProperty(window, 'avatarState', { get: () => player.state });
@@ -64,6 +67,7 @@ async function speak(event) {
     viseme_set: $('viseme-set').value,
   };
   const mode = form.get('mode');
+  if (mode === 'stream') return speakStream(request, abort);
   setStatus(mode === 'async' ? 'Submitting...' : 'Rendering...', true);
   try {
     const result = await client.render(request, {
@@ -88,11 +92,60 @@ async function speak(event) {
   }
 }
 
+/**
+ * Streaming: the text goes over a WebSocket (whole, or word by word in typing mode) and each
+ * segment plays as soon as it is rendered, right after the one before.
+ */
+async function speakStream(request, abort) {
+  const { text, ...settings } = request;
+  const clicked = performance.now();
+  let firstSoundMs = null;
+  const stream = client.stream(settings);
+  abort.signal.addEventListener('abort', () => stream.close());
+  const progress = () => {
+    const s = player.streaming;
+    if (!s || current !== abort) return;
+    const heard = s.scheduled.reduce((ms, x) => ms + x.duration * 1000, 0);
+    const first = firstSoundMs === null ? '' : `; first sound ${firstSoundMs.toFixed(0)} ms after Speak`;
+    setStatus(`Streaming: ${s.scheduled.length} segment${s.scheduled.length === 1 ? '' : 's'}, ${(heard / 1000).toFixed(1)} s of audio${first}.`, !s.done);
+  };
+  const playing = player.playStream(stream, {
+    onSegment: (scheduled) => {
+      if (firstSoundMs === null) firstSoundMs = performance.now() - clicked + (scheduled.when - scheduled.readyAt) * 1000;
+      progress();
+    },
+    onError: (e) => current === abort && showError(e.message, e.field),
+  });
+  $('pause').disabled = false;
+  $('replay').disabled = false;
+  $('pause').textContent = 'Pause';
+  const typing = $('typing').checked;
+  setStatus(typing ? 'Typing...' : 'Streaming...', true);
+  if (typing) stream.type(text, { delayMs: TYPING_DELAY_MS, signal: abort.signal });
+  else stream.say(text);
+  try {
+    const done = await playing;
+    if (current !== abort || !done) return;
+    const failed = done.failed_segments ? `, ${done.failed_segments} failed` : '';
+    const first = firstSoundMs === null ? '' : `, first sound ${firstSoundMs.toFixed(0)} ms after Speak`;
+    setStatus(`Done: ${done.segments} segments${failed}, ${(done.duration_ms / 1000).toFixed(1)} s of audio${first}. Replay, or speak something else.`);
+  } catch (e) {
+    if (current !== abort) return;
+    setStatus('');
+    showError(e.message, e.field);
+  }
+}
+
+function updateMode() {
+  $('typing').disabled = new FormData($('controls')).get('mode') !== 'stream';
+}
+
 $('controls').addEventListener('submit', speak);
+document.querySelectorAll('input[name="mode"]').forEach((e) => e.addEventListener('change', updateMode));
 $('text').addEventListener('input', updateCount);
 $('speed').addEventListener('input', () => ($('speed-value').textContent = `${Number($('speed').value).toFixed(2)}x`));
 $('pause').addEventListener('click', () => {
-  if (player.audio.paused) {
+  if (player.paused) {
     player.resume();
     $('pause').textContent = 'Pause';
   } else {
@@ -109,10 +162,11 @@ $('replay').addEventListener('click', () => {
 // captions under the avatar are drawn by the player itself, in the same frame as the mouth).
 (function tick() {
   const state = player.state;
-  $('clock').textContent = `${(player.audio.currentTime || 0).toFixed(2)} s`;
+  $('clock').textContent = `${((state.audioTimeMs || 0) / 1000).toFixed(2)} s`;
   $('viseme').textContent = state.viseme ? `viseme ${state.viseme} (weight ${state.weight})` : '';
   requestAnimationFrame(tick);
 })();
 
 updateCount();
+updateMode();
 loadVoices();

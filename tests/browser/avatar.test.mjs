@@ -39,8 +39,9 @@ try {
   check(idle2.frame > idle1.frame + 10 && !idle2.playing, `idle animation runs (${idle2.frame - idle1.frame} frames in 0.5 s)`);
   check(idle1.breath !== idle2.breath, 'the idle avatar breathes');
 
-  // Speak.
+  // Speak, as one render (streaming, the default, has its own test: stream.test.mjs).
   const sentence = 'Bob was amazed: the avatar opened its mouth wide and spoke every word in time.';
+  await page.check('input[name="mode"][value="sync"]');
   await page.fill('#text', sentence);
   await page.selectOption('#viseme-set', 'basic');
   await page.click('#speak');
@@ -218,6 +219,7 @@ try {
   await page.route('**/assets/mouth-basic-AA.png', (route) => route.fulfill({ contentType: 'image/png', body: magenta }));
   await page.reload();
   await page.waitForFunction(() => document.querySelector('#voice option[value="en_US-joe-medium"]'), null, { timeout: 20000 });
+  await page.check('input[name="mode"][value="sync"]');
   await page.fill('#text', sentence);
   await page.click('#speak');
   await page.waitForFunction(() => window.avatarState.playing, null, { timeout: 60000 });

@@ -263,6 +263,7 @@ async function fixtureChecks() {
 async function liveChecks() {
   // Accents, an emoji and CJK before the words that follow, in two sentences.
   const text = 'Café déjà vu 😀 東京 then the words follow, one by one. A second sentence ends it.';
+  await page.check('input[name="mode"][value="sync"]');
   await page.fill('#text', text);
   await page.selectOption('#viseme-set', 'basic');
   await page.click('#speak');

@@ -1,6 +1,7 @@
 //! The web demo in headless Chromium (Debian's, driven by playwright-core) against the real
-//! running stack: the checks are in `tests/browser/avatar.test.mjs` (the avatar) and
-//! `tests/browser/captions.test.mjs` (the captions, on a hand-made result and on a real one).
+//! running stack: the checks are in `tests/browser/avatar.test.mjs` (the avatar),
+//! `tests/browser/captions.test.mjs` (the captions, on a hand-made result and on a real one)
+//! and `tests/browser/stream.test.mjs` (streaming: segments back to back on one audio clock).
 
 mod common;
 
@@ -60,6 +61,27 @@ fn the_web_demo_speaks_in_sync_in_a_real_browser() {
     );
     assert!(ok, "{report}\n{}", stack.logs());
     assert!(artifacts.join("avatar-speaking.png").exists());
+}
+
+/// The demo's default mode: a text of four sentences typed word by word into the WebSocket
+/// stream, through the real pipeline. Sound starts before the last segment is rendered,
+/// consecutive segments are scheduled sample-exactly back to back on one AudioContext (or were
+/// late, and start when ready, the face resting in the gap), the cue drawn on either side of
+/// each seam is the one in force at that frame's audio time, the captions follow; a failed
+/// segment is skipped and shown; `stop()` closes and silences (`stream.test.mjs`).
+#[test]
+fn the_web_demo_streams_segments_back_to_back_in_a_real_browser() {
+    let browser_tests = browser_tests();
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::start(Options::default());
+    let artifacts = browser_tests.join("artifacts");
+    let _ = std::fs::remove_file(artifacts.join("stream-done.png"));
+    let (ok, report) = run_script(
+        &browser_tests.join("stream.test.mjs"),
+        &[&stack.url(""), &artifacts.display().to_string()],
+    );
+    assert!(ok, "{report}\n{}", stack.logs());
+    assert!(artifacts.join("stream-done.png").exists());
 }
 
 /// The highlighting rule, exactly, on a hand-made result: no stack, the page's files are
