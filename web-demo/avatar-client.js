@@ -374,8 +374,13 @@ export class AvatarEventStream extends EventTarget {
   }
 }
 
-/** A text in pieces of at most this many UTF-16 units per message (the server takes 64 KiB). */
-const MAX_PIECE = 16000;
+/**
+ * A text in pieces of at most this many UTF-16 units per message. The server refuses a piece
+ * that would take the text waiting to be spoken past 5,000 characters; it waits for its
+ * segments (at most about 1,200 characters in flight) before reading more, so pieces of this
+ * size are always taken, however much is written at once.
+ */
+const MAX_PIECE = 2000;
 
 /** `text` cut into words, each with the whitespace before it (and the last with the rest). */
 export function typedWords(text) {

@@ -295,6 +295,24 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
             "{body}"
         );
 
+        // More than the pending limit in all, in pieces of 2,000 (the client module's): the
+        // gateway reads on as its segments go out, so nothing is refused or lost.
+        let long: String = (1..=92)
+            .map(|n| format!("Sentence number {n} keeps this stream busy for a while. "))
+            .collect();
+        assert!(long.len() > 5000);
+        let mut socket = connect(&stack).await;
+        send(&mut socket, json!({"type": "start"})).await;
+        let chars: Vec<char> = long.chars().collect();
+        for piece in chars.chunks(2000) {
+            let piece: String = piece.iter().collect();
+            send(&mut socket, json!({"type": "text", "text": piece})).await;
+        }
+        send(&mut socket, json!({"type": "end"})).await;
+        let (messages, code) = until_closed(&mut socket).await;
+        assert_eq!(code, Some(CloseCode::Normal));
+        assert_eq!(check_stream(&long, &messages).len(), 92);
+
         // Not a WebSocket: a JSON 426 naming the header.
         let (code, body) = stack.get("/v1/avatar/stream").await;
         assert_eq!(
