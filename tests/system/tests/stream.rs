@@ -111,6 +111,21 @@ fn check_stream(text: &str, messages: &[Value]) -> Vec<Value> {
         }
         offset += duration;
     }
+    // Eye events stay natural across seams: no two blinks closer than one render allows.
+    let blinks: Vec<u64> = segments
+        .iter()
+        .flat_map(|s| s["eye_events"].as_array().unwrap().iter())
+        .filter(|e| e["event_type"] == "blink")
+        .map(|e| e["t_ms"].as_u64().unwrap())
+        .collect();
+    for pair in blinks.windows(2) {
+        assert!(
+            pair[1] >= pair[0] + 1800,
+            "blinks at {} and {} ms",
+            pair[0],
+            pair[1]
+        );
+    }
     assert_eq!(done["segments"], segments.len() as u64);
     assert_eq!(done["failed_segments"], 0);
     assert_eq!(done["duration_ms"], offset);
