@@ -342,6 +342,25 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
         let (messages, code) = until_closed(&mut socket).await;
         assert_eq!(messages[0]["field"], "type", "{messages:?}");
         assert_eq!(code, Some(CloseCode::Policy));
+        // A message over 64 KiB: an error naming the limit, then close 1009.
+        let mut socket = connect(&stack).await;
+        send(&mut socket, json!({"type": "start"})).await;
+        assert_eq!(next(&mut socket).await.unwrap()["type"], "started");
+        send(
+            &mut socket,
+            json!({"type": "text", "text": "word ".repeat(14_000)}),
+        )
+        .await;
+        let (messages, code) = until_closed(&mut socket).await;
+        assert_eq!(
+            messages.last().map(|m| m["error"].clone()),
+            Some(json!("limit")),
+            "{messages:?}"
+        );
+        // The close frame (1009) may be lost: the unread rest of the message in the gateway's
+        // socket turns its close into a TCP reset. The connection ends either way.
+        assert!(matches!(code, Some(CloseCode::Size) | None), "{code:?}");
+
         // A bad setting in `start`: its field named; a better `start` then starts it.
         let mut socket = connect(&stack).await;
         for (start, field) in [

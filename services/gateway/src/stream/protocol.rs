@@ -88,7 +88,7 @@ pub struct StreamSegment {
 
 /// What the server sends: `started`, then a `segment` per segment in order (or an `error`
 /// naming one), then `done`. An `error` without `seq` that ends the stream is followed by a
-/// close (code 1008 for a client's mistake, 1011 for the server's, 1001 when idle).
+/// close (code 1008 for a client's mistake, 1009 for a message over the size limit, 1001 when idle).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {

@@ -49,6 +49,7 @@ pub(super) async fn run_socket(app: App, socket: WebSocket) {
                 let reason = match code {
                     1000 => "done",
                     1001 => "idle",
+                    1009 => "message too big",
                     _ => "refused",
                 };
                 let _ = sink
@@ -108,6 +109,19 @@ async fn read_client(
                             idle_timeout.as_secs()
                         ),
                         None,
+                    ),
+                ));
+            }
+            // A message over the size limit ends the stream, saying so.
+            Ok(Some(Err(e))) if e.to_string().contains("Message too long") => {
+                return Some((
+                    1009,
+                    ServerMessage::error(
+                        "limit",
+                        format!(
+                            "a message is at most {MAX_MESSAGE_BYTES} bytes; send text in smaller pieces"
+                        ),
+                        Some("text"),
                     ),
                 ));
             }
