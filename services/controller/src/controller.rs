@@ -198,7 +198,7 @@ async fn reconcile_inner(
         return resubmit(obj, ctx, spec).await;
     }
     // A new resource or a changed spec: submit (the gateway's code path).
-    match submit(&ctx.pipeline, spec).await? {
+    match submit(&ctx.pipeline, spec, None).await? {
         Submitted::Cached(record) => {
             complete(obj, ctx, &record, true).await?;
             Ok((Action::await_change(), "completed"))
@@ -250,7 +250,7 @@ async fn resubmit(
     ctx: &Context,
     spec: avatar_domain::RenderSpec,
 ) -> Result<(Action, &'static str), Error> {
-    let submitted = submit(&ctx.pipeline, spec).await?;
+    let submitted = submit(&ctx.pipeline, spec, None).await?;
     let id = &submitted.record().render_id;
     if let Submitted::Cached(record) = &submitted {
         complete(obj, ctx, record, true).await?;

@@ -63,7 +63,7 @@ pub async fn render_sync(
     // Following the record from before the submission, the submission's own read or write
     // is the only one needed.
     let waiter = app.watcher.waiter(&id);
-    let submitted = submit(&app.pipeline, spec)
+    let submitted = submit(&app.pipeline, spec, Some(&request.text))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     if let Submitted::Cached(record) = &submitted {
@@ -112,13 +112,14 @@ pub async fn render_async(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    // Answers with the status only (never a result), so the marks need no locating.
-    let (_, spec) = app.read_request(&headers, body).await?;
+    // Answers with the status only; the text as sent goes into a new record, so that polling
+    // gets the marks located in it.
+    let (request, spec) = app.read_request(&headers, body).await?;
     let id = render_id(&spec);
     if app.cache.get(&id).is_some() {
         return Ok((StatusCode::OK, Json(accepted(&id, RenderStatus::Completed))).into_response());
     }
-    let submitted = submit(&app.pipeline, spec)
+    let submitted = submit(&app.pipeline, spec, Some(&request.text))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let record = submitted.record();
@@ -146,7 +147,7 @@ pub async fn poll(
     State(app): State<App>,
     Path(render_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Some(hit) = app.cache.get(&render_id) {
+    if let Some(hit) = app.cache.get(&crate::state::poll_key(&render_id)) {
         app.metrics.cache_hits.with_label_values(&["memory"]).inc();
         return Ok(json_bytes(StatusCode::OK, hit));
     }

@@ -138,10 +138,18 @@ impl AppState {
             .and_then(|v| RenderRecord::from_bytes(&v).ok())
             .ok_or_else(unknown)?;
         if !record.is_final() && avatar_runtime::submit::stale(&record, &self.pipeline) {
-            return Ok(match submit(&self.pipeline, record.spec.clone()).await {
-                Ok(submitted) => submitted.record().clone(),
-                Err(_) => record,
-            });
+            return Ok(
+                match submit(
+                    &self.pipeline,
+                    record.spec.clone(),
+                    record.sent_text.as_deref(),
+                )
+                .await
+                {
+                    Ok(submitted) => submitted.record().clone(),
+                    Err(_) => record,
+                },
+            );
         }
         Ok(record)
     }
@@ -169,7 +177,8 @@ impl AppState {
     /// Answers with a record: completed (and remembered), failed, or still under way. With
     /// `client_text`, the text of the client's request, a completed result's word and
     /// sentence marks are located in it (they are stored, and remembered, located in the
-    /// normalised text).
+    /// normalised text); without (a poll), in the text the render was submitted with
+    /// (`sent_text`), and the answer is remembered for polls under [`poll_key`].
     pub async fn answer(
         &self,
         record: &RenderRecord,
@@ -183,7 +192,9 @@ impl AppState {
                     // The cache serves `cached: true`; so does this answer if it is cached.
                     result.cached = true;
                     let hit = serialise(&result);
-                    let relocate = client_text.filter(|text| *text != record.spec.text);
+                    let relocate = client_text
+                        .or(record.sent_text.as_deref())
+                        .filter(|text| *text != record.spec.text);
                     let body = if cached && relocate.is_none() {
                         hit.clone()
                     } else {
@@ -193,6 +204,9 @@ impl AppState {
                         }
                         serialise(&result)
                     };
+                    if client_text.is_none() {
+                        self.cache.insert(poll_key(&record.render_id), body.clone());
+                    }
                     self.cache.insert(record.render_id.clone(), hit);
                     self.metrics
                         .renders
@@ -283,6 +297,12 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), n));
         Some(n)
     }
+}
+
+/// Where a poll's completed answer is remembered (its marks located in the submitted text,
+/// which other answers' are not).
+pub fn poll_key(render_id: &str) -> String {
+    format!("poll:{render_id}")
 }
 
 fn serialise(result: &RenderResult) -> Bytes {

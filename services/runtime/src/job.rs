@@ -31,6 +31,9 @@ pub struct Job {
     /// object key (see [`crate::spill`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_file: Option<String>,
+    /// The record's `sent_text`, kept through the stages' writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_text: Option<String>,
 }
 
 /// The tts stage's output: one synthesis run's audio (by key) and its timeline.
@@ -58,6 +61,7 @@ impl Job {
             mouth_cues: None,
             revision: Some(revision),
             payload_file: None,
+            sent_text: record.sent_text.clone(),
         }
     }
 
@@ -73,6 +77,7 @@ impl Job {
             result: None,
             result_file: None,
             failure: None,
+            sent_text: self.sent_text.clone(),
         }
     }
 

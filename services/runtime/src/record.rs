@@ -39,6 +39,11 @@ pub struct RenderRecord {
     pub result_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// The text as the submitting client sent it, when normalising changed it (surrounding
+    /// whitespace, `\r\n`, decomposed accents, control characters): a client that polls gets
+    /// the word marks located in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_text: Option<String>,
 }
 
 impl RenderRecord {
@@ -62,6 +67,7 @@ impl RenderRecord {
             result: None,
             result_file: None,
             failure: None,
+            sent_text: None,
         }
     }
 

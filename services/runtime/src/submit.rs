@@ -61,11 +61,21 @@ pub fn stale(record: &RenderRecord, pipeline: &Pipeline) -> bool {
     now_ms().saturating_sub(record.updated_at_ms) > pipeline.config.render_lease.as_millis() as u64
 }
 
-/// Looks the render up and, unless it is cached or in flight, queues it.
-pub async fn submit(pipeline: &Pipeline, spec: RenderSpec) -> Result<Submitted, SubmitError> {
+/// Looks the render up and, unless it is cached or in flight, queues it. `sent_text` is the
+/// client's text as sent, kept in a new record when it differs from the spec's (normalised)
+/// text, so that polling clients get marks located in it.
+pub async fn submit(
+    pipeline: &Pipeline,
+    spec: RenderSpec,
+    sent_text: Option<&str>,
+) -> Result<Submitted, SubmitError> {
     let id = render_id(&spec);
     let store = |e: Box<dyn std::error::Error + Send + Sync>| SubmitError::Store(e);
-    let pending = || RenderRecord::pending(id.clone(), spec.clone(), random_id());
+    let sent_text = sent_text.filter(|t| *t != spec.text).map(str::to_owned);
+    let pending = || RenderRecord {
+        sent_text: sent_text.clone(),
+        ..RenderRecord::pending(id.clone(), spec.clone(), random_id())
+    };
     for _ in 0..8 {
         // Optimistically create the pending record first: a new render then costs one
         // round trip; an existing one is read below.

@@ -93,7 +93,7 @@ async fn submission_queues_once_joins_what_is_under_way_and_serves_what_is_done(
     let nats = Nats::start(dir.path());
     let pipeline = pipeline(&nats, 5).await;
 
-    let first = submit(&pipeline, spec("Hello there.")).await.unwrap();
+    let first = submit(&pipeline, spec("Hello there."), None).await.unwrap();
     let Submitted::Queued(queued, _) = &first else {
         panic!("a new render is queued: {first:?}");
     };
@@ -101,7 +101,9 @@ async fn submission_queues_once_joins_what_is_under_way_and_serves_what_is_done(
     assert_eq!(pipeline.queue_depth(Stage::Tts).await.unwrap(), 1);
 
     // The same request again joins it: no second job.
-    let again = submit(&pipeline, spec("  Hello there.\n")).await.unwrap();
+    let again = submit(&pipeline, spec("  Hello there.\n"), None)
+        .await
+        .unwrap();
     let Submitted::InFlight(joined, _) = &again else {
         panic!("an identical render under way is joined: {again:?}");
     };
@@ -118,7 +120,7 @@ async fn submission_queues_once_joins_what_is_under_way_and_serves_what_is_done(
         .put(&done.render_id, done.to_bytes())
         .await
         .unwrap();
-    let cached = submit(&pipeline, spec("Hello there.")).await.unwrap();
+    let cached = submit(&pipeline, spec("Hello there."), None).await.unwrap();
     assert!(matches!(cached, Submitted::Cached(_)), "{cached:?}");
     assert_eq!(pipeline.queue_depth(Stage::Tts).await.unwrap(), 1);
 
@@ -130,7 +132,7 @@ async fn submission_queues_once_joins_what_is_under_way_and_serves_what_is_done(
         .put(&failed.render_id, failed.to_bytes())
         .await
         .unwrap();
-    let retried = submit(&pipeline, spec("Hello there.")).await.unwrap();
+    let retried = submit(&pipeline, spec("Hello there."), None).await.unwrap();
     let Submitted::Queued(requeued, _) = &retried else {
         panic!("a failed render is submitted again: {retried:?}");
     };
@@ -187,9 +189,9 @@ async fn the_worker_loop_passes_on_completes_rejects_and_retries() {
         tokio::spawn(async move { worker.run().await });
     }
 
-    let ok = submit(&pipeline, spec("All is well.")).await.unwrap();
-    let rejected = submit(&pipeline, spec("Reject me.")).await.unwrap();
-    let failing = submit(&pipeline, spec("Fail me.")).await.unwrap();
+    let ok = submit(&pipeline, spec("All is well."), None).await.unwrap();
+    let rejected = submit(&pipeline, spec("Reject me."), None).await.unwrap();
+    let failing = submit(&pipeline, spec("Fail me."), None).await.unwrap();
 
     // Through the three stages to a completed record with the last stage's result.
     let id = &ok.record().render_id;

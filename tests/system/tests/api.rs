@@ -86,28 +86,31 @@ fn sync_async_cached_polled_and_audio() {
         assert_eq!(again["audio_url"], first["audio_url"]);
         assert_eq!(again["mouth_cues"], first["mouth_cues"]);
 
-        // Word marks index each client's own text (one unit later in `first`'s, two in
-        // `again`'s); polling gives them in the normalised text, which the subtitles show.
+        // Word marks index each client's own text (one unit into `first`'s, two into
+        // `again`'s); polling gives them in the text the render was submitted with (`first`'s),
+        // twice (the second from the gateway's memory).
         let id = first["render_id"].as_str().unwrap().to_owned();
         let (status, polled) = stack.get(&format!("/v1/avatar/render/{id}")).await;
         assert_eq!(status, 200, "{polled}");
+        let (_, polled_again) = stack.get(&format!("/v1/avatar/render/{id}")).await;
+        assert_eq!(polled_again["words"], polled["words"]);
         let words = polled["words"].as_array().unwrap();
         assert!(words.len() >= 10, "{polled}");
         for (answer, sent, shift) in [
-            (&polled, text.to_owned(), 0),
+            (&polled, format!("\n{text}"), 1),
             (&first, format!("\n{text}"), 1),
             (&again, format!("  {text}\n"), 2),
         ] {
             let marks = answer["words"].as_array().unwrap();
             assert_eq!(marks.len(), words.len(), "{answer}");
-            for (mark, normalised) in marks.iter().zip(words) {
+            for (mark, submitted) in marks.iter().zip(words) {
                 let (start, end) = (
                     mark["start"].as_u64().unwrap(),
                     mark["end"].as_u64().unwrap(),
                 );
                 assert_eq!(
                     start,
-                    normalised["start"].as_u64().unwrap() + shift,
+                    submitted["start"].as_u64().unwrap() - 1 + shift,
                     "{mark}"
                 );
                 assert_eq!(
@@ -137,11 +140,13 @@ fn sync_async_cached_polled_and_audio() {
         let shown: Vec<String> = cues.iter().map(|c| c.lines.join(" ")).collect();
         assert_eq!(shown.join(" "), text, "{vtt}");
 
-        // Async: pending at once, then completed by polling.
+        // Async: pending at once, then completed by polling, the marks located in the text
+        // as sent (leading spaces, CRLF, a decomposed accent).
+        let sent = "  Polling works\r\ntoo, for cafe\u{301} lovers.";
         let (status, accepted, _) = stack
             .post(
                 "/v1/avatar/render_async",
-                &json!({"text": "Polling works too.", "viseme_set": "rhubarb", "speed": 1.3}),
+                &json!({"text": sent, "viseme_set": "rhubarb", "speed": 1.3}),
             )
             .await;
         assert_eq!(status, 202, "{accepted}");
@@ -151,6 +156,24 @@ fn sync_async_cached_polled_and_audio() {
         let done = stack.wait_final(&id, Duration::from_secs(60)).await;
         check_completed(&done);
         assert_eq!(done["viseme_set"], "rhubarb");
+        let located: Vec<String> = done["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                let slice = utf16_slice(
+                    sent,
+                    w["start"].as_u64().unwrap(),
+                    w["end"].as_u64().unwrap(),
+                );
+                assert_eq!(slice, w["text"].as_str().unwrap(), "{w}");
+                slice
+            })
+            .collect();
+        assert_eq!(
+            located,
+            ["Polling", "works", "too", "for", "cafe\u{301}", "lovers"]
+        );
         assert!(
             done["mouth_cues"]
                 .as_array()
@@ -161,7 +184,7 @@ fn sync_async_cached_polled_and_audio() {
         let (status, resubmitted, _) = stack
             .post(
                 "/v1/avatar/render_async",
-                &json!({"text": "Polling works too.", "viseme_set": "rhubarb", "speed": 1.3}),
+                &json!({"text": sent, "viseme_set": "rhubarb", "speed": 1.3}),
             )
             .await;
         assert_eq!(status, 200);

@@ -195,7 +195,7 @@ async fn render_segment(
         return Ok(result);
     }
     let waiter = app.watcher.waiter(&id);
-    let submitted = submit(&app.pipeline, spec)
+    let submitted = submit(&app.pipeline, spec, None)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let cached = matches!(submitted, Submitted::Cached(_));

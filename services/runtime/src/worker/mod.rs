@@ -25,8 +25,9 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::Metrics;
 use avatar_domain::{RenderResult, RenderStatus};
 
-/// What a stage made of a job.
+/// What a stage made of a job. (One per job, moved once: the variants' sizes do not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Pass the job, with this stage's output added, to the next stage.
     Next(Job),
