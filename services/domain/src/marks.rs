@@ -58,7 +58,7 @@ pub struct SentenceMark {
 /// The word and sentence marks of a timeline whose text is `text` (the normalised text it
 /// was synthesised from), located in `text`.
 pub fn marks(timeline: &PhonemeTimeline, text: &str) -> (Vec<WordMark>, Vec<SentenceMark>) {
-    let utf16 = Utf16Offsets::new(text);
+    let utf16 = Utf16Index::new(text);
     let ms = |sample: u64| timeline.ms_at(sample);
     let words = timeline
         .words
@@ -69,8 +69,8 @@ pub fn marks(timeline: &PhonemeTimeline, text: &str) -> (Vec<WordMark>, Vec<Sent
                 t_ms: ms(w.start_sample),
                 end_ms: ms(w.end_sample),
                 text: word.to_owned(),
-                start: utf16.at(w.text_start),
-                end: utf16.at(w.text_end),
+                start: utf16.units_at(w.text_start),
+                end: utf16.units_at(w.text_end),
             })
         })
         .collect();
@@ -81,21 +81,22 @@ pub fn marks(timeline: &PhonemeTimeline, text: &str) -> (Vec<WordMark>, Vec<Sent
         .map(|s| SentenceMark {
             t_ms: ms(s.start_sample),
             end_ms: ms(s.end_sample),
-            start: utf16.at(s.text_start.min(text.len())),
-            end: utf16.at(s.text_end.min(text.len())),
+            start: utf16.units_at(s.text_start.min(text.len())),
+            end: utf16.units_at(s.text_end.min(text.len())),
         })
         .collect();
     (words, sentences)
 }
 
-/// UTF-16 offsets of a string's byte offsets.
-struct Utf16Offsets {
-    /// (byte offset, UTF-16 offset) at every char boundary, in order.
+/// A string's char boundaries in bytes and in UTF-16 code units (JavaScript string indices),
+/// to convert offsets either way.
+pub(crate) struct Utf16Index {
+    /// (byte offset, UTF-16 offset) at every char boundary, in order in both.
     bounds: Vec<(usize, usize)>,
 }
 
-impl Utf16Offsets {
-    fn new(text: &str) -> Self {
+impl Utf16Index {
+    pub(crate) fn new(text: &str) -> Self {
         let mut bounds = Vec::with_capacity(text.len() + 1);
         let mut units = 0;
         for (i, c) in text.char_indices() {
@@ -106,12 +107,20 @@ impl Utf16Offsets {
         Self { bounds }
     }
 
-    /// The UTF-16 offset of byte offset `byte` (a char boundary; otherwise the boundary
-    /// before it).
-    fn at(&self, byte: usize) -> usize {
+    /// The UTF-16 offset of byte offset `byte` (not a char boundary: the boundary before it).
+    pub(crate) fn units_at(&self, byte: usize) -> usize {
         match self.bounds.binary_search_by_key(&byte, |&(b, _)| b) {
             Ok(i) => self.bounds[i].1,
             Err(i) => self.bounds[i.saturating_sub(1)].1,
+        }
+    }
+
+    /// The byte offset of UTF-16 offset `units` (inside a surrogate pair: the char's start;
+    /// past the end: the end).
+    pub(crate) fn byte_at(&self, units: usize) -> usize {
+        match self.bounds.binary_search_by_key(&units, |&(_, u)| u) {
+            Ok(i) => self.bounds[i].0,
+            Err(i) => self.bounds[i.saturating_sub(1)].0,
         }
     }
 }
@@ -284,14 +293,14 @@ mod tests {
 
     fn word(text: &str, normalised: &str, w: &str) -> WordMark {
         let at = normalised.find(w).unwrap();
-        let utf16 = Utf16Offsets::new(normalised);
+        let utf16 = Utf16Index::new(normalised);
         let _ = text;
         WordMark {
             t_ms: 0,
             end_ms: 1,
             text: w.into(),
-            start: utf16.at(at),
-            end: utf16.at(at + w.len()),
+            start: utf16.units_at(at),
+            end: utf16.units_at(at + w.len()),
         }
     }
 

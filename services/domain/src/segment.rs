@@ -7,8 +7,6 @@
 //! client asked, or went quiet). A sentence longer than [`MAX_SEGMENT_CHARS`] is cut at a
 //! clause, else between words, so a run-on text still streams.
 
-use std::ops::Range;
-
 /// The longest segment cut from text that has no sentence end.
 pub const MAX_SEGMENT_CHARS: usize = 400;
 /// The first segment may end at a clause (`, ; : —`) once it has this many words.
@@ -183,19 +181,6 @@ pub fn is_abbreviation(stem: &str) -> bool {
         || ABBREVIATIONS.contains(&stem.to_lowercase().as_str())
 }
 
-/// A segment's byte range in its stream's text, from its UTF-16 start (for tests and for
-/// locating marks).
-pub fn byte_range(stream_text: &str, segment: &Segment) -> Option<Range<usize>> {
-    let mut units = 0;
-    for (i, c) in stream_text.char_indices() {
-        if units == segment.start {
-            return Some(i..i + segment.text.len());
-        }
-        units += c.len_utf16();
-    }
-    (units == segment.start).then_some(stream_text.len()..stream_text.len() + segment.text.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +248,6 @@ mod tests {
                 String::from_utf16(&units[seg.start..seg.start + n]).unwrap(),
                 seg.text
             );
-            assert_eq!(&text[byte_range(text, seg).unwrap()], seg.text);
         }
     }
 

@@ -101,13 +101,13 @@ struct Cue {
 /// The words as tokens: each word's span widened by the punctuation attached to it (an
 /// opening quote before, a comma or closing quote after, a free-standing dash after it).
 fn tokens(text: &str, words: &[WordMark], sentences: &[SentenceMark]) -> Vec<Token> {
-    let bytes_at = Utf16ToBytes::new(text);
+    let bytes_at = crate::marks::Utf16Index::new(text);
     // Word spans in bytes, in order and not overlapping.
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(words.len());
     let mut floor = 0;
     for word in words {
-        let start = bytes_at.at(word.start).max(floor);
-        let end = bytes_at.at(word.end).max(start);
+        let start = bytes_at.byte_at(word.start).max(floor);
+        let end = bytes_at.byte_at(word.end).max(start);
         spans.push((start, end));
         floor = end;
     }
@@ -351,34 +351,6 @@ fn escape(text: &str, out: &mut String) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             c => out.push(c),
-        }
-    }
-}
-
-/// Byte offsets of UTF-16 offsets.
-struct Utf16ToBytes {
-    /// (UTF-16 offset, byte offset) at every char boundary, in order.
-    bounds: Vec<(usize, usize)>,
-}
-
-impl Utf16ToBytes {
-    fn new(text: &str) -> Self {
-        let mut bounds = Vec::with_capacity(text.len() + 1);
-        let mut units = 0;
-        for (i, c) in text.char_indices() {
-            bounds.push((units, i));
-            units += c.len_utf16();
-        }
-        bounds.push((units, text.len()));
-        Self { bounds }
-    }
-
-    /// The byte offset of UTF-16 offset `units` (inside a surrogate pair: the char's start;
-    /// past the end: the end).
-    fn at(&self, units: usize) -> usize {
-        match self.bounds.binary_search_by_key(&units, |&(u, _)| u) {
-            Ok(i) => self.bounds[i].1,
-            Err(i) => self.bounds[i.saturating_sub(1)].1,
         }
     }
 }
