@@ -371,6 +371,8 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
             ),
             (json!({"type": "start", "viseme_set": "nope"}), "viseme_set"),
             (json!({"type": "start", "colour": "red"}), "colour"),
+            (json!({"type": "start", "speed": null}), "speed"),
+            (json!({"type": "start", "text": "too early"}), "text"),
         ] {
             send(&mut socket, start.clone()).await;
             let error = next(&mut socket).await.unwrap();

@@ -151,18 +151,6 @@ impl ServerMessage {
 pub(super) fn parse_client(text: &str) -> Result<ClientMessage, ServerMessage> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct Start {
-        #[serde(rename = "type")]
-        _type: String,
-        #[serde(default)]
-        voice_id: Option<String>,
-        #[serde(default)]
-        speed: Option<f64>,
-        #[serde(default)]
-        viseme_set: Option<VisemeSet>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     struct Text {
         #[serde(rename = "type")]
         _type: String,
@@ -191,11 +179,27 @@ pub(super) fn parse_client(text: &str) -> Result<ClientMessage, ServerMessage> {
         ServerMessage::error("invalid_message", format!("not JSON: {e}"), Some("body"))
     })?;
     match value.get("type").and_then(serde_json::Value::as_str) {
-        Some("start") => fields::<Start>(text).map(|m| ClientMessage::Start {
-            voice_id: m.voice_id,
-            speed: m.speed,
-            viseme_set: m.viseme_set,
-        }),
+        Some("start") => {
+            // The settings of a render request, read as the HTTP API reads them (a `null`, an
+            // unknown field or a bad value named the same way).
+            let mut settings = value.as_object().cloned().unwrap_or_default();
+            settings.remove("type");
+            if settings.contains_key("text") {
+                return Err(ServerMessage::error(
+                    "invalid_message",
+                    "`start` holds the settings; text comes in `text` messages",
+                    Some("text"),
+                ));
+            }
+            settings.insert("text".into(), "start".into());
+            let json = serde_json::to_vec(&settings).expect("a JSON object serialises");
+            let request = crate::parse::parse_request(&json)?;
+            Ok(ClientMessage::Start {
+                voice_id: request.voice_id,
+                speed: request.speed,
+                viseme_set: request.viseme_set,
+            })
+        }
         Some("text") => fields::<Text>(text).map(|m| ClientMessage::Text { text: m.text }),
         Some("flush") => fields::<Bare>(text).map(|_| ClientMessage::Flush),
         Some("end") => fields::<Bare>(text).map(|_| ClientMessage::End),
