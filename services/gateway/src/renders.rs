@@ -9,12 +9,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use avatar_domain::{RenderRequest, RenderResult, RenderStatus, render_id};
-use avatar_runtime::submit::{Submitted, submit};
+use avatar_runtime::submit::submit;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::limits::{MAX_WAITERS_PER_RENDER, Refusal};
 use crate::responses::{AcceptedResponse, FailedResponse, PollResponse, accepted, json_bytes};
-use crate::state::App;
+use crate::state::{App, Waited};
 
 /// Synchronous render: waits up to `SYNC_TIMEOUT_SECONDS`.
 #[utoipa::path(
@@ -60,24 +60,17 @@ pub async fn render_sync(
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
     })?;
     let started = Instant::now();
-    // Following the record from before the submission, the submission's own read or write
-    // is the only one needed.
-    let waiter = app.watcher.waiter(&id);
-    let submitted = submit(&app.pipeline, spec, Some(&request.text))
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    if let Submitted::Cached(record) = &submitted {
+    let Waited {
+        record,
+        cached,
+        submit_time,
+    } = app
+        .submit_and_wait(spec, Some(&request.text), app.config.sync_timeout)
+        .await?;
+    if cached {
         app.metrics.cache_hits.with_label_values(&["kv"]).inc();
-        return Ok(app.answer(record, true, true, Some(&request.text)).await);
+        return Ok(app.answer(&record, true, true, Some(&request.text)).await);
     }
-    let submit_time = started.elapsed();
-    if let Some(revision) = submitted.revision() {
-        waiter.seen(revision, submitted.record().clone());
-    }
-    let record = waiter
-        .wait(app.config.sync_timeout)
-        .await
-        .unwrap_or_else(|| submitted.record().clone());
     let waited = started.elapsed();
     let response = app.answer(&record, false, true, Some(&request.text)).await;
     tracing::debug!(

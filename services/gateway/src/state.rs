@@ -13,7 +13,7 @@ use bytes::Bytes;
 use avatar_domain::{FieldError, RenderRequest, RenderResult, RenderSpec, RenderStatus};
 use avatar_runtime::jetstream::Pipeline;
 use avatar_runtime::record::RenderRecord;
-use avatar_runtime::submit::submit;
+use avatar_runtime::submit::{Submitted, submit};
 use avatar_runtime::telemetry::Metrics;
 use avatar_runtime::voices::{VoiceCheck, VoiceRegistry};
 use avatar_runtime::watcher::RecordWatcher;
@@ -154,6 +154,53 @@ impl AppState {
         Ok(record)
     }
 
+    /// Submits `spec` (with the client's `sent_text`) and waits up to `timeout` for the render
+    /// to end: the record as last seen, whether it was already rendered, and how long the
+    /// submission itself took.
+    pub async fn submit_and_wait(
+        &self,
+        spec: RenderSpec,
+        sent_text: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Waited, ApiError> {
+        // Following the record from before the submission, the submission's own read or
+        // write is the only one needed.
+        let waiter = self.watcher.waiter(&avatar_domain::render_id(&spec));
+        let started = Instant::now();
+        let submitted = submit(&self.pipeline, spec, sent_text)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let submit_time = started.elapsed();
+        if let Submitted::Cached(record) = submitted {
+            return Ok(Waited {
+                record,
+                cached: true,
+                submit_time,
+            });
+        }
+        if let Some(revision) = submitted.revision() {
+            waiter.seen(revision, submitted.record().clone());
+        }
+        let record = waiter
+            .wait(timeout)
+            .await
+            .unwrap_or_else(|| submitted.record().clone());
+        Ok(Waited {
+            record,
+            cached: false,
+            submit_time,
+        })
+    }
+
+    /// Keeps a completed result in memory (as a cached answer), and returns those bytes.
+    pub fn remember(&self, result: &RenderResult) -> Bytes {
+        let mut cached = result.clone();
+        cached.cached = true;
+        let hit = serialise(&cached);
+        self.cache.insert(result.render_id.clone(), hit.clone());
+        hit
+    }
+
     /// The completed result of a record, with the audio URL made absolute.
     pub async fn completed_result(&self, record: &RenderRecord) -> Result<RenderResult, ApiError> {
         // In the record, or (a very large one) stored beside the audio.
@@ -190,8 +237,7 @@ impl AppState {
             RenderStatus::Completed => match self.completed_result(record).await {
                 Ok(mut result) => {
                     // The cache serves `cached: true`; so does this answer if it is cached.
-                    result.cached = true;
-                    let hit = serialise(&result);
+                    let hit = self.remember(&result);
                     let relocate = client_text
                         .or(record.sent_text.as_deref())
                         .filter(|text| *text != record.spec.text);
@@ -207,7 +253,6 @@ impl AppState {
                     if client_text.is_none() {
                         self.cache.insert(poll_key(&record.render_id), body.clone());
                     }
-                    self.cache.insert(record.render_id.clone(), hit);
                     self.metrics
                         .renders
                         .with_label_values(&[if cached { "cached" } else { "completed" }])
@@ -303,6 +348,14 @@ impl AppState {
 /// which other answers' are not).
 pub fn poll_key(render_id: &str) -> String {
     format!("poll:{render_id}")
+}
+
+/// A render submitted and waited for ([`AppState::submit_and_wait`]).
+pub struct Waited {
+    pub record: RenderRecord,
+    /// Already rendered when submitted.
+    pub cached: bool,
+    pub submit_time: Duration,
 }
 
 fn serialise(result: &RenderResult) -> Bytes {

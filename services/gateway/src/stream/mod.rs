@@ -41,8 +41,9 @@ use avatar_domain::{RenderRequest, RenderSpec};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::App;
+use futures::StreamExt;
 use protocol::OUTBOX;
-use segments::render_segments;
+use segments::{queue_segment, render_segments};
 use socket::run_socket;
 
 fn limits(app: &App) -> StreamLimits {
@@ -149,7 +150,13 @@ pub async fn stream_sse(
     let (segments, queue) = mpsc::channel::<Segment>(1);
     let queued = Arc::new(AtomicUsize::new(0));
     let _ = out.try_send(started(&app, &spec));
-    tokio::spawn(render_segments(app.clone(), spec, queue, out, queued));
+    tokio::spawn(render_segments(
+        app.clone(),
+        spec,
+        queue,
+        out,
+        queued.clone(),
+    ));
     let mut segmenter = Segmenter::new();
     tokio::spawn(async move {
         let pieces = segmenter
@@ -157,41 +164,25 @@ pub async fn stream_sse(
             .into_iter()
             .chain(segmenter.flush());
         for segment in pieces {
-            if segments.send(segment).await.is_err() {
-                return;
-            }
+            queue_segment(&segments, &queued, segment).await;
         }
     });
-    let events = async_stream(move |tx| async move {
-        while let Some(message) = messages.recv().await {
-            let event = Event::default()
+    // The events as the renderer sends them; the stream's place is held while they flow.
+    let events = futures::stream::poll_fn(move |cx| {
+        let _held = &permit;
+        messages.poll_recv(cx)
+    })
+    .map(|message| {
+        Ok::<_, std::convert::Infallible>(
+            Event::default()
                 .event(message.name())
                 .json_data(&message)
-                .expect("a message serialises");
-            if tx
-                .send(Ok::<_, std::convert::Infallible>(event))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        drop(permit);
+                .expect("a message serialises"),
+        )
     });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
-}
-
-/// A stream fed by a task (a small stand-in for an `async-stream` macro).
-fn async_stream<T: Send + 'static, F, Fut>(f: F) -> impl futures::Stream<Item = T>
-where
-    F: FnOnce(mpsc::Sender<T>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, mut rx) = mpsc::channel(1);
-    tokio::spawn(f(tx));
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 pub(super) fn started(app: &App, spec: &RenderSpec) -> ServerMessage {

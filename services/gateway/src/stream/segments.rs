@@ -10,11 +10,20 @@ use tokio::sync::mpsc;
 
 use avatar_domain::segment::Segment;
 use avatar_domain::{EyeEvent, RenderRequest, RenderResult, RenderSpec, RenderStatus, render_id};
-use avatar_runtime::submit::{Submitted, submit};
 
 use super::protocol::*;
 use crate::error::ApiError;
-use crate::state::App;
+use crate::state::{App, Waited};
+
+/// Hands a segment to the renderer, counting its characters as waiting until it starts.
+pub(super) async fn queue_segment(
+    segments: &mpsc::Sender<Segment>,
+    queued: &AtomicUsize,
+    segment: Segment,
+) {
+    queued.fetch_add(segment.text.chars().count(), Ordering::Relaxed);
+    let _ = segments.send(segment).await;
+}
 
 /// Renders the segments that arrive on `queue`, up to [`MAX_SEGMENTS_IN_FLIGHT`] at once,
 /// and sends them in order in the stream's time and text, then `done`.
@@ -194,26 +203,13 @@ async fn render_segment(
         result.cached = true;
         return Ok(result);
     }
-    let waiter = app.watcher.waiter(&id);
-    let submitted = submit(&app.pipeline, spec, None)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let cached = matches!(submitted, Submitted::Cached(_));
-    let record = match submitted {
-        Submitted::Cached(record) => record,
-        other => {
-            if let Some(revision) = other.revision() {
-                waiter.seen(revision, other.record().clone());
-            }
-            waiter
-                .wait(app.config.sync_timeout)
-                .await
-                .unwrap_or_else(|| other.record().clone())
-        }
-    };
+    let Waited { record, cached, .. } = app
+        .submit_and_wait(spec, None, app.config.sync_timeout)
+        .await?;
     match record.status {
         RenderStatus::Completed => {
             let mut result = app.completed_result(&record).await?;
+            app.remember(&result);
             result.cached = cached;
             Ok(result)
         }

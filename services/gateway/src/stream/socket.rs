@@ -12,7 +12,7 @@ use avatar_domain::RenderRequest;
 use avatar_domain::segment::{Segment, Segmenter};
 
 use super::protocol::*;
-use super::segments::render_segments;
+use super::segments::{queue_segment, render_segments};
 use super::started;
 use crate::state::App;
 
@@ -95,7 +95,7 @@ async fn read_client(
                 if let Some((segments, queued)) = &session
                     && let Some(segment) = segmenter.flush()
                 {
-                    queue(segments, queued, segment).await;
+                    queue_segment(segments, queued, segment).await;
                 }
                 continue;
             }
@@ -234,17 +234,17 @@ async fn read_client(
                 }
                 received += chars;
                 for segment in segmenter.push(&text) {
-                    queue(segments, queued, segment).await;
+                    queue_segment(segments, queued, segment).await;
                 }
             }
             (ClientMessage::Flush, Some((segments, queued))) => {
                 if let Some(segment) = segmenter.flush() {
-                    queue(segments, queued, segment).await;
+                    queue_segment(segments, queued, segment).await;
                 }
             }
             (ClientMessage::End, Some((segments, queued))) => {
                 if let Some(segment) = segmenter.flush() {
-                    queue(segments, queued, segment).await;
+                    queue_segment(segments, queued, segment).await;
                 }
                 // Dropping the sender (with the session) lets the renderer finish and send
                 // `done`; the writer then closes.
@@ -252,10 +252,4 @@ async fn read_client(
             }
         }
     }
-}
-
-/// Hands a segment to the renderer, counting its characters as waiting until it starts.
-async fn queue(segments: &mpsc::Sender<Segment>, queued: &AtomicUsize, segment: Segment) {
-    queued.fetch_add(segment.text.chars().count(), Ordering::Relaxed);
-    let _ = segments.send(segment).await;
 }
