@@ -3,26 +3,13 @@
 // Checks that the audio really plays, that the mouth drawn at audio time t is the cue active
 // at t, that mouth and eye pixels change with visemes and blinks, pause/replay/re-speak, and
 // that an API error reaches the user. Saves a screenshot of the speaking avatar.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { artifactsDir, check, finish, launchChromium } from './harness.mjs';
 
 const base = process.argv[2];
-const artifacts = process.argv[3] || 'artifacts';
-mkdirSync(artifacts, { recursive: true });
+const artifacts = artifactsDir(process.argv[3]);
 
-let failures = 0;
-function check(ok, message) {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${message}`);
-  if (!ok) failures += 1;
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-quic', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
 page.on('pageerror', (e) => check(false, `page error: ${e.message}`));
 page.on('console', (m) => m.type() === 'error' && console.log(`console: ${m.text()}`));
@@ -248,5 +235,4 @@ try {
   await browser.close();
 }
 
-console.log(failures ? `${failures} check(s) failed` : 'all browser checks passed');
-process.exit(failures ? 1 : 0);
+finish('browser');

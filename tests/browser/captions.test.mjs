@@ -10,23 +10,15 @@
 // The rule under test (web-demo/avatar-client.js): a word mark covers t when
 // t_ms <= t < end_ms; between words nothing is highlighted; the caption is the sentence
 // containing the spoken word, else the last sentence started (the first before any).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { artifactsDir, check, finish, launchChromium } from './harness.mjs';
 
 const fixtureMode = process.argv[2] === '--fixture';
 const base = fixtureMode ? 'http://avatar.test' : process.argv[2];
-const artifacts = process.argv[3] || 'artifacts';
-mkdirSync(artifacts, { recursive: true });
+const artifacts = artifactsDir(process.argv[3]);
 const webDemo = join(dirname(fileURLToPath(import.meta.url)), '../../web-demo');
-
-let failures = 0;
-function check(ok, message) {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${message}`);
-  if (!ok) failures += 1;
-  return ok;
-}
 
 /** The word the rule says is spoken at `t`: the mark with t_ms <= t < end_ms (the last such). */
 function covering(words, t) {
@@ -64,12 +56,7 @@ const READ_CAPTIONS = `(() => {
   };
 })()`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-quic', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
 page.on('pageerror', (e) => check(false, `page error: ${e.message}`));
 page.on('console', (m) => m.type() === 'error' && console.log(`console: ${m.text()}`));
@@ -118,8 +105,7 @@ try {
   await browser.close();
 }
 
-console.log(failures ? `${failures} check(s) failed` : 'all caption checks passed');
-process.exit(failures ? 1 : 0);
+finish('caption');
 
 async function fixtureChecks() {
   // Accents, an emoji (two UTF-16 units), CJK, markup-looking text, a line break, two

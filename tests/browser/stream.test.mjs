@@ -20,31 +20,17 @@
 // real socket) is skipped and shown, the next one taking its place on the sample; pause
 // suspends the audio clock, replay schedules the segments again from the first, back to back;
 // `stop()` closes the socket, silences the output and clears the captions.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { artifactsDir, check, finish, launchChromium } from './harness.mjs';
 
 const base = process.argv[2];
-const artifacts = process.argv[3] || 'artifacts';
-mkdirSync(artifacts, { recursive: true });
-
-let failures = 0;
-function check(ok, message) {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${message}`);
-  if (!ok) failures += 1;
-  return ok;
-}
+const artifacts = artifactsDir(process.argv[3]);
 
 const FRAME_S = 1 / 60;
 const TEXT = 'Streaming starts right away, before the text is done. Each sentence is rendered as a segment of its own. '
   + 'They play back to back, without a gap. The face follows one clock across every seam.';
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-quic', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
 page.on('pageerror', (e) => check(false, `page error: ${e.message}`));
 page.on('console', (m) => m.type() === 'error' && console.log(`console: ${m.text()}`));
@@ -428,5 +414,4 @@ try {
   await browser.close();
 }
 
-console.log(failures ? `${failures} check(s) failed` : 'all stream checks passed');
-process.exit(failures ? 1 : 0);
+finish('stream');
