@@ -7,7 +7,6 @@
 //! audio::encode(&synthesis.samples, rate, format, bitrate) -> EncodedAudio
 //! ```
 
-pub mod audio;
 mod error;
 pub mod espeak;
 mod fit;
@@ -17,7 +16,9 @@ mod synth;
 pub mod voice;
 pub mod words;
 
-pub use audio::{AudioFormat, EncodedAudio};
+/// Encoding lives in its own crate, shared with the stages that decode users' audio.
+pub use avatar_audio as audio;
+pub use avatar_audio::{AudioFormat, EncodedAudio};
 pub use avatar_domain::VoiceInfo;
 pub use error::TtsError;
 pub use runtime::RuntimePaths;

@@ -115,6 +115,7 @@ pub fn synthesize_with(
             end_sample,
             text_start: sentence.text.start,
             text_end: sentence.text.end,
+            ..SpokenText::default()
         });
     }
     if samples.is_empty() {
@@ -131,6 +132,7 @@ pub fn synthesize_with(
                 end_sample,
                 text_start: text.start,
                 text_end: text.end,
+                ..SpokenText::default()
             })
         })
         .collect();

@@ -3,7 +3,7 @@
 use ::ogg::writing::{PacketWriteEndInfo, PacketWriter};
 use opus::{Application, Bitrate, Channels, Encoder};
 
-use super::resample::{StreamResampler, opus_rate_len};
+use super::resample::{StreamResampler, resampled_len};
 use super::{AudioError, FRAME_SAMPLES, FRAMES_PER_PAGE, MAX_PACKET, OPUS_SAMPLE_RATE};
 
 /// Ogg Opus (RFC 7845) written as the audio arrives: an `OpusHead` page, an `OpusTags`
@@ -41,7 +41,7 @@ impl OggOpusEncoder {
         writer.write_packet(head, serial, PacketWriteEndInfo::EndPage, 0)?;
         writer.write_packet(opus_tags(), serial, PacketWriteEndInfo::EndPage, 0)?;
         Ok(Self {
-            resampler: StreamResampler::new(input_sample_rate)?,
+            resampler: StreamResampler::new(input_sample_rate, OPUS_SAMPLE_RATE)?,
             packets: OpusPackets {
                 encoder,
                 pre_skip,
@@ -71,7 +71,7 @@ impl OggOpusEncoder {
             resampler,
             mut packets,
         } = self;
-        let real_samples = opus_rate_len(resampler.input_total, resampler.rate);
+        let real_samples = resampled_len(resampler.input_total, resampler.rate, OPUS_SAMPLE_RATE);
         let mut encoded = Ok(());
         resampler.finish(|chunk| {
             if encoded.is_ok() {

@@ -1,4 +1,5 @@
-//! 22 050 Hz (or any rate) to Opus's 48 kHz, with the resampler's delay removed.
+//! Any rate to any rate (the synthesiser's 22 050 Hz to Opus's 48 kHz, an upload's 44.1 kHz
+//! to the aligner's 16 kHz), with the resampler's delay removed.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler};
@@ -8,24 +9,32 @@ use super::{AudioError, OPUS_SAMPLE_RATE};
 /// Resamples mono audio to 48 kHz with the resampler's delay removed: output sample `i`
 /// corresponds to input time `i / 48000` s.
 pub fn resample_to_opus_rate(samples: &[f32], sample_rate: u32) -> Result<Vec<f32>, AudioError> {
-    let mut out = Vec::with_capacity(opus_rate_len(samples.len() as u64, sample_rate) as usize);
-    let mut resampler = StreamResampler::new(sample_rate)?;
+    resample(samples, sample_rate, OPUS_SAMPLE_RATE)
+}
+
+/// Resamples mono audio from `from` Hz to `to` Hz with the resampler's delay removed: output
+/// sample `i` corresponds to input time `i / to` s, and there are exactly
+/// `round(len * to / from)` of them.
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
+    let mut out = Vec::with_capacity(resampled_len(samples.len() as u64, from, to) as usize);
+    let mut resampler = StreamResampler::new(from, to)?;
     resampler.push(samples, |chunk| out.extend_from_slice(chunk))?;
     resampler.finish(|chunk| out.extend_from_slice(chunk))?;
     Ok(out)
 }
 
-/// The number of 48 kHz samples that `n` samples at `sample_rate` become.
-pub(super) fn opus_rate_len(n: u64, sample_rate: u32) -> u64 {
-    (n * u64::from(OPUS_SAMPLE_RATE) + u64::from(sample_rate) / 2) / u64::from(sample_rate)
+/// The number of samples at `to` Hz that `n` samples at `from` Hz become.
+pub fn resampled_len(n: u64, from: u32, to: u32) -> u64 {
+    (n * u64::from(to) + u64::from(from) / 2) / u64::from(from)
 }
 
-/// Resamples a stream to 48 kHz in fixed chunks, so memory stays constant whatever the
-/// length, and hands out exactly `round(n * 48000 / rate)` samples with the resampler's
-/// start-up delay trimmed.
-pub(super) struct StreamResampler {
+/// Resamples a stream in fixed chunks, so memory stays constant whatever the length, and
+/// hands out exactly `round(n * to / from)` samples with the resampler's start-up delay
+/// trimmed.
+pub struct StreamResampler {
     pub(super) rate: u32,
-    /// `None` when the input is already at 48 kHz.
+    pub(super) to: u32,
+    /// `None` when the input is already at the output rate.
     pub(super) fft: Option<Fft<f32>>,
     pub(super) chunk: usize,
     pub(super) pending: Vec<f32>,
@@ -37,19 +46,17 @@ pub(super) struct StreamResampler {
 }
 
 impl StreamResampler {
-    pub(super) fn new(rate: u32) -> Result<Self, AudioError> {
+    /// A resampler from `rate` Hz to `to` Hz.
+    pub fn new(rate: u32, to: u32) -> Result<Self, AudioError> {
         let resample_error = |e: &dyn std::fmt::Display| AudioError::Resample(e.to_string());
-        let (fft, chunk, scratch, trim) = if rate == OPUS_SAMPLE_RATE {
+        if rate == 0 || to == 0 {
+            return Err(AudioError::Resample("a sample rate of zero".into()));
+        }
+        let (fft, chunk, scratch, trim) = if rate == to {
             (None, 0, Vec::new(), 0)
         } else {
-            let fft = Fft::<f32>::new(
-                rate as usize,
-                OPUS_SAMPLE_RATE as usize,
-                1024,
-                1,
-                FixedSync::Input,
-            )
-            .map_err(|e| resample_error(&e))?;
+            let fft = Fft::<f32>::new(rate as usize, to as usize, 1024, 1, FixedSync::Input)
+                .map_err(|e| resample_error(&e))?;
             let chunk = fft.input_frames_next();
             let scratch = vec![0.0; fft.output_frames_max()];
             let trim = fft.output_delay();
@@ -57,6 +64,7 @@ impl StreamResampler {
         };
         Ok(Self {
             rate,
+            to,
             fft,
             chunk,
             pending: Vec::new(),
@@ -67,7 +75,8 @@ impl StreamResampler {
         })
     }
 
-    pub(super) fn push(
+    /// Resamples `samples`, handing the output to `sink` in chunks.
+    pub fn push(
         &mut self,
         samples: &[f32],
         mut sink: impl FnMut(&[f32]),
@@ -89,11 +98,11 @@ impl StreamResampler {
     }
 
     /// Resamples the rest and pumps the resampler until every sample is out.
-    pub(super) fn finish(mut self, mut sink: impl FnMut(&[f32])) -> Result<(), AudioError> {
+    pub fn finish(mut self, mut sink: impl FnMut(&[f32])) -> Result<(), AudioError> {
         if self.fft.is_none() {
             return Ok(());
         }
-        let expected = opus_rate_len(self.input_total, self.rate);
+        let expected = resampled_len(self.input_total, self.rate, self.to);
         let rest = self.pending.len();
         self.pending.resize(self.chunk, 0.0);
         self.process(0, Some(rest), &mut sink)?;
@@ -130,7 +139,7 @@ impl StreamResampler {
         self.trim -= skip;
         out = &out[skip..];
         // Never more than the exact length: the tail of the last chunk is padding.
-        let expected = opus_rate_len(self.input_total, self.rate);
+        let expected = resampled_len(self.input_total, self.rate, self.to);
         let room = if partial.is_some() {
             (expected - self.output_total.min(expected)) as usize
         } else {

@@ -1,5 +1,6 @@
-//! Speech audio as a file a browser plays: Ogg Opus (RFC 7845) by default, WAV as the
-//! fallback.
+//! Audio files: speech encoded as a file a browser plays (Ogg Opus, RFC 7845, by default, WAV
+//! as the fallback), files users bring decoded to mono samples ([`decode`]), and resampling
+//! between any two rates ([`resample`]).
 //!
 //! Opus only runs at 48 kHz, so the synthesiser's 22 050 Hz PCM is resampled first (rubato,
 //! with its start-up delay trimmed, so sample 0 stays sample 0). The encoder's look-ahead is
@@ -136,10 +137,12 @@ fn to_i16(s: f32) -> i16 {
     (s * 32767.0).clamp(-32767.0, 32767.0) as i16
 }
 
+mod decode;
 mod ogg_opus;
 mod resample;
 #[cfg(test)]
 mod tests;
 
+pub use decode::{DecodeError, DecodedAudio, SILENCE_DBFS, decode};
 pub use ogg_opus::{OggOpusEncoder, encode_ogg_opus};
-pub use resample::resample_to_opus_rate;
+pub use resample::{StreamResampler, resample, resample_to_opus_rate, resampled_len};
