@@ -40,8 +40,8 @@ browser: tests/browser/node_modules/playwright-core
 tests/browser/node_modules/playwright-core: tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund
 
-runtime: $(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so
-$(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so:
+runtime: $(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so $(RUNTIME_DIR)/libpocketsphinx.so
+$(RUNTIME_DIR)/libonnxruntime.so $(RUNTIME_DIR)/libespeak-ng.so $(RUNTIME_DIR)/libpocketsphinx.so:
 	scripts/setup_runtime.sh
 
 voices: $(VOICES_DIR)/$(VOICE).onnx

@@ -21,7 +21,7 @@ pub use marks::{SentenceMark, SpokenText, WordMark};
 pub use render::{
     EyeEvent, EyeEventType, MouthCue, RenderResult, RenderStatus, SaccadeDirection, VoiceInfo,
 };
-pub use render_id::{PIPELINE_VERSION, is_render_id, render_id};
+pub use render_id::{PIPELINE_VERSION, is_render_id, recording_id, render_id};
 pub use request::{
     DEFAULT_SPEED, FieldError, MAX_SPEED, MAX_TEXT_CHARS, MAX_VOICE_ID_CHARS, MIN_SPEED,
     RenderRequest, RenderSpec, VisemeSet, normalize_text,

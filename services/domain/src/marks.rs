@@ -17,17 +17,24 @@ use unicode_normalization::char::canonical_combining_class;
 
 /// A stretch of the rendered text (byte offsets into the normalised text) and the samples of
 /// the audio in which it is spoken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SpokenText {
     pub start_sample: u64,
     pub end_sample: u64,
     pub text_start: usize,
     pub text_end: usize,
+    /// For a recording's words (the align stage): true when the word was force-aligned to
+    /// the transcript, false when it was recognised. `None` for synthesised speech.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aligned: Option<bool>,
+    /// For a recognised word: the recogniser's posterior probability, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
 }
 
 /// One written word (`1,234`, `Dr.`, `3:45pm` and a URL are one word each, however many
 /// spoken words they become) and when it is heard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WordMark {
     /// Milliseconds from the start of the decoded audio to the word's first sound.
@@ -41,6 +48,15 @@ pub struct WordMark {
     pub start: usize,
     /// Where it ends (exclusive), in UTF-16 code units.
     pub end: usize,
+    /// Only for lip-sync of a recording: true when the word was force-aligned to the
+    /// transcript (its timing measured, the word known), false when it was recognised (the
+    /// word itself is a guess; see `confidence`). Absent for synthesised speech, whose
+    /// timing is exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aligned: Option<bool>,
+    /// Only for recognised words: the recogniser's posterior probability, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
 }
 
 /// One synthesised sentence and when it is heard.
@@ -71,6 +87,8 @@ pub fn marks(timeline: &PhonemeTimeline, text: &str) -> (Vec<WordMark>, Vec<Sent
                 text: word.to_owned(),
                 start: utf16.units_at(w.text_start),
                 end: utf16.units_at(w.text_end),
+                aligned: w.aligned,
+                confidence: w.confidence,
             })
         })
         .collect();
@@ -296,6 +314,8 @@ mod tests {
         let utf16 = Utf16Index::new(normalised);
         let _ = text;
         WordMark {
+            aligned: None,
+            confidence: None,
             t_ms: 0,
             end_ms: 1,
             text: w.into(),

@@ -102,6 +102,10 @@ pub struct RenderResult {
     /// Every synthesised sentence and when it is heard, in order.
     #[serde(default)]
     pub sentences: Vec<SentenceMark>,
+    /// Only for lip-sync of a recording without a transcript: what was recognised, the text
+    /// `words` and `sentences` refer to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
 }
 
 impl RenderResult {
@@ -148,6 +152,7 @@ impl RenderResult {
             cached: false,
             processing_time_ms,
             viseme_set,
+            transcript: None,
         }
     }
 }
@@ -186,6 +191,8 @@ mod tests {
             processing_time_ms: 1523,
             viseme_set: VisemeSet::Basic,
             words: vec![WordMark {
+                aligned: None,
+                confidence: None,
                 t_ms: 120,
                 end_ms: 400,
                 text: "Hello".into(),
@@ -198,6 +205,7 @@ mod tests {
                 start: 0,
                 end: 12,
             }],
+            transcript: None,
         };
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(

@@ -30,6 +30,24 @@ pub fn render_id(spec: &RenderSpec) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// The render id of lip-sync for a recording: hex SHA-256 of the pipeline version, a marker
+/// that keeps it apart from text renders, the viseme set, the normalised transcript (empty
+/// without one) and the audio file's bytes.
+pub fn recording_id(audio: &[u8], transcript: &str, viseme_set: crate::VisemeSet) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        PIPELINE_VERSION.as_bytes(),
+        b"recording",
+        viseme_set.as_str().as_bytes(),
+        crate::normalize_text(transcript).as_bytes(),
+    ] {
+        hasher.update(part);
+        hasher.update([0u8]);
+    }
+    hasher.update(audio);
+    hex::encode(hasher.finalize())
+}
+
 /// Whether `id` looks like a render id: 64 lowercase hex digits.
 pub fn is_render_id(id: &str) -> bool {
     id.len() == 64
@@ -53,6 +71,20 @@ mod tests {
         .validate("v")
         .unwrap();
         render_id(&spec)
+    }
+
+    #[test]
+    fn a_recording_id_depends_on_audio_transcript_and_set() {
+        let base = recording_id(b"RIFF1", "Hi there.", VisemeSet::Basic);
+        assert!(is_render_id(&base));
+        assert_eq!(
+            base,
+            recording_id(b"RIFF1", " Hi there.\r\n", VisemeSet::Basic)
+        );
+        assert_ne!(base, recording_id(b"RIFF2", "Hi there.", VisemeSet::Basic));
+        assert_ne!(base, recording_id(b"RIFF1", "Hi there!", VisemeSet::Basic));
+        assert_ne!(base, recording_id(b"RIFF1", "Hi there.", VisemeSet::Oculus));
+        assert_ne!(base, recording_id(b"RIFF1", "", VisemeSet::Basic));
     }
 
     #[test]

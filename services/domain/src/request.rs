@@ -14,6 +14,10 @@ use unicode_normalization::UnicodeNormalization;
 pub const MAX_TEXT_CHARS: usize = 5000;
 /// Slowest speech rate accepted (speed multiplier).
 pub const MIN_SPEED: f64 = 0.5;
+/// The largest audio file lip-sync of a recording accepts (bytes).
+pub const MAX_AUDIO_BYTES: usize = 25 * 1024 * 1024;
+/// The longest recording lip-sync accepts (ms): ten minutes.
+pub const MAX_AUDIO_MS: u64 = 600_000;
 /// Fastest speech rate accepted (speed multiplier).
 pub const MAX_SPEED: f64 = 2.0;
 /// Speed used when the request does not give one.

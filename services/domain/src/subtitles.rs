@@ -376,6 +376,8 @@ mod tests {
             }
             let start = i + part.find(core).unwrap();
             words.push(WordMark {
+                aligned: None,
+                confidence: None,
                 t_ms: t,
                 end_ms: t + 300,
                 text: core.to_owned(),
@@ -611,6 +613,8 @@ mod tests {
             .map(|(i, w)| {
                 let start = text.find(w).unwrap();
                 WordMark {
+                    aligned: None,
+                    confidence: None,
                     t_ms: 200 * i as u64,
                     end_ms: 200 * i as u64 + 150,
                     text: (*w).into(),
@@ -631,6 +635,8 @@ mod tests {
         let text = "😀 Café «naïve» 東京タワーへ行きます。 Then 🎉 done.";
         let units = |s: &str| text[..text.find(s).unwrap()].encode_utf16().count();
         let word = |s: &str, t: u64| WordMark {
+            aligned: None,
+            confidence: None,
             t_ms: t,
             end_ms: t + 200,
             text: s.into(),
@@ -706,6 +712,8 @@ mod tests {
                 .map(|(i, (at, c))| {
                     let start = text[..at].encode_utf16().count();
                     WordMark {
+                        aligned: None,
+                        confidence: None,
                         t_ms: 10 * i as u64,
                         end_ms: 10 * i as u64 + 8,
                         text: c.to_string(),

@@ -29,7 +29,7 @@ pub struct SentenceSpan {
     pub end_phoneme: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PhonemeTimeline {
     pub sample_rate: u32,
     pub total_samples: u64,

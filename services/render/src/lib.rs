@@ -8,9 +8,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use avatar_align::{AlignError, Aligner};
+use avatar_domain::request::{MAX_AUDIO_BYTES, MAX_AUDIO_MS, MAX_TEXT_CHARS};
 use avatar_domain::{
     FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, render_id,
 };
+use avatar_domain::{VisemeSet, normalize_text, recording_id};
 use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceStore};
 
 pub use avatar_domain::voice::CONTRACT_DEFAULT_VOICE;
@@ -158,4 +161,121 @@ impl Engine {
             stages,
         })
     }
+}
+
+/// Lip-sync of a recording: its mouth cues, eye events and word marks.
+#[derive(Debug, Clone)]
+pub struct RecordingLipsync {
+    pub result: RenderResult,
+    pub timeline: PhonemeTimeline,
+    /// The text the word marks index: the normalised transcript, or what was recognised.
+    pub text: String,
+    /// True when every word was force-aligned to the transcript.
+    pub forced: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The upload or the transcript is at fault; every bad field is listed.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Align(AlignError),
+}
+
+/// Checks an uploaded recording and its transcript against the limits, and decodes it.
+/// Errors name the field: `audio` (too large, not audio, an unsupported codec, too long,
+/// silent) or `transcript` (too long, or given but empty).
+pub fn decode_recording(
+    bytes: &[u8],
+    hint: Option<&str>,
+    transcript: Option<&str>,
+) -> Result<avatar_audio::DecodedAudio, RecordingError> {
+    let invalid = |field: &str, message: String| {
+        RecordingError::Invalid(vec![FieldError::new(field, message)])
+    };
+    if let Some(t) = transcript {
+        let chars = t.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(invalid(
+                "transcript",
+                format!("is {chars} characters long; at most {MAX_TEXT_CHARS} are allowed"),
+            ));
+        }
+        if normalize_text(t).is_empty() {
+            return Err(invalid(
+                "transcript",
+                "is empty; leave it out to have the words recognised".into(),
+            ));
+        }
+    }
+    if bytes.is_empty() {
+        return Err(invalid("audio", "is empty".into()));
+    }
+    if bytes.len() > MAX_AUDIO_BYTES {
+        return Err(invalid(
+            "audio",
+            format!(
+                "is {} bytes; at most {MAX_AUDIO_BYTES} are allowed",
+                bytes.len()
+            ),
+        ));
+    }
+    let audio = avatar_audio::decode(bytes, hint, MAX_AUDIO_MS)
+        .map_err(|e| invalid("audio", e.to_string()))?;
+    if audio.is_silent() {
+        return Err(invalid(
+            "audio",
+            format!(
+                "is silent (no 20 ms louder than {} dBFS): nothing to lip-sync",
+                avatar_audio::SILENCE_DBFS
+            ),
+        ));
+    }
+    Ok(audio)
+}
+
+/// Lip-sync of a recording (`bytes`, a whole audio file; `hint` its MIME type or extension),
+/// force-aligned to `transcript` when there is one. The same stages as a text render make the
+/// cues, eye events and marks from the aligned timeline. `audio_url` gives the URL of the
+/// stored recording by render id.
+pub fn lipsync_recording(
+    aligner: &Aligner,
+    bytes: &[u8],
+    hint: Option<&str>,
+    transcript: Option<&str>,
+    viseme_set: VisemeSet,
+    audio_url: impl FnOnce(&str) -> String,
+) -> Result<RecordingLipsync, RecordingError> {
+    let started = Instant::now();
+    let audio = decode_recording(bytes, hint, transcript)?;
+    let id = recording_id(bytes, transcript.unwrap_or_default(), viseme_set);
+    let alignment = aligner.align(&audio, transcript).map_err(|e| match e {
+        AlignError::NoWords => {
+            RecordingError::Invalid(vec![FieldError::new("transcript", e.to_string())])
+        }
+        e => RecordingError::Align(e),
+    })?;
+    let mouth_cues = lipsync::mouth_cues(&alignment.timeline, viseme_set);
+    let eye_events = eyes::eye_events(&alignment.timeline, &id);
+    let mut result = RenderResult::completed(
+        id.clone(),
+        audio_url(&id),
+        &alignment.timeline,
+        &alignment.text,
+        viseme_set,
+        mouth_cues,
+        eye_events,
+        started.elapsed().as_millis() as u64,
+    );
+    match transcript {
+        Some(t) => result.locate_marks_in(t),
+        None => result.transcript = Some(alignment.text.clone()),
+    }
+    Ok(RecordingLipsync {
+        result,
+        timeline: alignment.timeline,
+        text: alignment.text,
+        forced: alignment.forced,
+    })
 }

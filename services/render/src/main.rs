@@ -1,6 +1,10 @@
 //! `avatar-render`: one render, offline, no server. Writes `OUT/audio.ogg` (or `.wav`) and
 //! `OUT/render.json` in the HTTP API's completed-response shape (its word and sentence marks
 //! located in the text as given), and with `--subtitles` `OUT/subtitles.vtt`.
+//!
+//! With `--audio FILE` it lip-syncs a recording instead (a person's, or another TTS
+//! engine's): `--transcript` force-aligns the words; without one they are recognised (best
+//! effort). `OUT/audio.<ext>` is then a copy of the file.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -16,11 +20,22 @@ use tts::{AudioFormat, RuntimePaths};
 #[command(name = "avatar-render", version)]
 struct Args {
     /// The text to speak (1 to 5000 characters). Without --text or --text-file, stdin is read.
-    #[arg(long, conflicts_with = "text_file")]
+    #[arg(long, conflicts_with_all = ["text_file", "audio"])]
     text: Option<String>,
     /// Read the text from this file ('-' for stdin).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "audio")]
     text_file: Option<PathBuf>,
+    /// Lip-sync this recording instead of synthesising speech: WAV, FLAC, MP3, Ogg
+    /// (Opus, Vorbis), WebM/Opus or M4A/AAC, any rate, mono or stereo, up to 10 minutes.
+    #[arg(long)]
+    audio: Option<PathBuf>,
+    /// What the recording says: its words are force-aligned (exact timing). Without it, the
+    /// words are recognised (US English, best effort).
+    #[arg(long, requires = "audio", conflicts_with = "transcript_file")]
+    transcript: Option<String>,
+    /// Read the transcript from this file.
+    #[arg(long, requires = "audio")]
+    transcript_file: Option<PathBuf>,
     /// Voice id: a NAME with NAME.onnx and NAME.onnx.json in the voices directory.
     #[arg(long, env = "DEFAULT_VOICE")]
     voice: Option<String>,
@@ -91,6 +106,9 @@ enum Failure {
 }
 
 fn run(args: Args) -> Result<(), Failure> {
+    if let Some(audio) = &args.audio {
+        return run_recording(&args, audio);
+    }
     let text = match (&args.text, &args.text_file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) if path.as_os_str() != "-" => std::fs::read_to_string(path)
@@ -198,6 +216,85 @@ fn run(args: Args) -> Result<(), Failure> {
         "avatar-render: voice {} loaded in {load_ms} ms; {} ms of speech, {} mouth cues, {} eye events rendered in {} ms -> {}",
         spec.voice_id,
         result.duration_ms,
+        result.mouth_cues.len(),
+        result.eye_events.len(),
+        result.processing_time_ms,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `--audio`: lip-sync of a recording.
+fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let transcript = match (&args.transcript, &args.transcript_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?,
+        ),
+        (None, None) => None,
+    };
+    let viseme_set: VisemeSet = args
+        .viseme_set
+        .parse()
+        .map_err(|e: avatar_domain::FieldError| Failure::Usage(e.to_string()))?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    // Bad input is reported before the aligner loads.
+    avatar_render::decode_recording(&bytes, extension.as_deref(), transcript.as_deref())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let aligner = avatar_align::Aligner::load(&avatar_align::AlignerConfig::from_env())
+        .map_err(|e| Failure::Render(e.to_string()))?;
+    let file = format!("audio.{}", extension.as_deref().unwrap_or("bin"));
+    let done = avatar_render::lipsync_recording(
+        &aligner,
+        &bytes,
+        extension.as_deref(),
+        transcript.as_deref(),
+        viseme_set,
+        |_| match &args.audio_base_url {
+            Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
+            None => file.clone(),
+        },
+    )
+    .map_err(|e| match e {
+        avatar_render::RecordingError::Invalid(_) => Failure::Usage(e.to_string()),
+        e => Failure::Render(e.to_string()),
+    })?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Failure::Render(format!("cannot create {}: {e}", args.out.display())))?;
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(args.out.join(name), bytes).map_err(|e| {
+            Failure::Render(format!(
+                "cannot write {}: {e}",
+                args.out.join(name).display()
+            ))
+        })
+    };
+    write(&file, &bytes)?;
+    let result = &done.result;
+    write(
+        "render.json",
+        &serde_json::to_vec_pretty(result).expect("a render result serialises"),
+    )?;
+    if args.subtitles {
+        let text = transcript.as_deref().unwrap_or(&done.text);
+        let vtt = avatar_domain::subtitles::webvtt(text, &result.words, &result.sentences);
+        write("subtitles.vtt", vtt.as_bytes())?;
+    }
+    eprintln!(
+        "avatar-render: {} ms of audio {} ({} words), {} mouth cues, {} eye events in {} ms -> {}",
+        result.duration_ms,
+        if done.forced {
+            "force-aligned to its transcript"
+        } else {
+            "recognised (best effort)"
+        },
+        result.words.len(),
         result.mouth_cues.len(),
         result.eye_events.len(),
         result.processing_time_ms,

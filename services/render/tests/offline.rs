@@ -409,3 +409,146 @@ fn a_voice_file_that_is_not_a_model_is_named() {
     assert!(stderr.contains("broken.onnx"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `--audio`: a recording in (here our own speech, written as WAV and as MP3 by ffmpeg, an
+/// independent encoder), force-aligned to its transcript; the same result shape out, words
+/// marked aligned, the marks located in the transcript as given.
+#[test]
+fn lipsyncs_a_recording_with_and_without_its_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let spoken = dir.path().join("spoken");
+    let text = "My mother baked a batch of maple muffins, and Bob put them in a basket.";
+    let synthesized = render_ok(
+        &[
+            "--text",
+            text,
+            "--format",
+            "wav",
+            "--out",
+            spoken.to_str().unwrap(),
+        ],
+        None,
+    );
+    let wav = spoken.join("audio.wav");
+    let mp3 = dir.path().join("speech.mp3");
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&wav)
+        .args(["-ac", "2", "-ar", "44100", "-b:a", "128k"])
+        .arg(&mp3)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    for (name, file) in [("wav", &wav), ("mp3", &mp3)] {
+        let out = dir.path().join(name);
+        let r = render_ok(
+            &[
+                "--audio",
+                file.to_str().unwrap(),
+                "--transcript",
+                text,
+                "--viseme-set",
+                "rhubarb",
+                "--subtitles",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            None,
+        );
+        check_timing_invariants(&r, "X");
+        assert_eq!(r.viseme_set, VisemeSet::Rhubarb);
+        assert!(out.join(format!("audio.{name}")).is_file());
+        assert!(
+            r.duration_ms.abs_diff(synthesized.duration_ms) < 30,
+            "{name}: {} ms of {} ms",
+            r.duration_ms,
+            synthesized.duration_ms
+        );
+        // Every written word, force-aligned: in median within 40 ms of when the synthesiser
+        // said it, none off by more than 100 ms.
+        assert_eq!(r.words.len(), synthesized.words.len(), "{name}");
+        let mut offsets = Vec::new();
+        for (w, truth) in r.words.iter().zip(&synthesized.words) {
+            assert_eq!(
+                (w.text.as_str(), w.start, w.end),
+                (truth.text.as_str(), truth.start, truth.end)
+            );
+            assert_eq!(w.aligned, Some(true));
+            let offset = w.t_ms.abs_diff(truth.t_ms);
+            assert!(
+                offset <= 100,
+                "{name}: {:?} at {} ms, said at {} ms",
+                w.text,
+                w.t_ms,
+                truth.t_ms
+            );
+            offsets.push(offset);
+        }
+        offsets.sort();
+        assert!(
+            offsets[offsets.len() / 2] <= 40,
+            "{name}: word onsets off by {offsets:?} ms"
+        );
+        // Lips close for the b and m of "Bob" and "muffins".
+        assert!(
+            r.mouth_cues.iter().filter(|c| c.viseme == "A").count() >= 6,
+            "{name}"
+        );
+        assert!(
+            std::fs::read_to_string(out.join("subtitles.vtt"))
+                .unwrap()
+                .contains("muffins")
+        );
+    }
+    // Without a transcript the words are recognised: marked so, with a confidence, and the
+    // recognised text comes with the result.
+    let out = dir.path().join("recognised");
+    let out_s = out.to_str().unwrap();
+    let cli = avatar_render(&["--audio", wav.to_str().unwrap(), "--out", out_s], None);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("render.json")).unwrap()).unwrap();
+    let transcript = json["transcript"]
+        .as_str()
+        .expect("the recognised transcript");
+    assert!(
+        transcript.contains("muffins") || transcript.contains("basket"),
+        "{transcript}"
+    );
+    let words = json["words"].as_array().unwrap();
+    assert!(words.len() >= 8, "{json}");
+    for w in words {
+        assert_eq!(w["aligned"], false);
+        let c = w["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c));
+    }
+}
+
+#[test]
+fn a_bad_recording_is_refused_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_audio = dir.path().join("notes.wav");
+    std::fs::write(&not_audio, "these are my notes, not a recording").unwrap();
+    let silent = dir.path().join("silent.wav");
+    std::fs::write(
+        &silent,
+        avatar_audio::encode_wav(&vec![0.0; 16_000], 16_000),
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.wav");
+    for (args, field) in [
+        (vec!["--audio", not_audio.to_str().unwrap()], "audio"),
+        (vec!["--audio", silent.to_str().unwrap()], "silent"),
+        (vec!["--audio", missing.to_str().unwrap()], "cannot read"),
+        (
+            vec!["--audio", silent.to_str().unwrap(), "--transcript", "  "],
+            "transcript",
+        ),
+    ] {
+        refused(&args, field);
+    }
+}

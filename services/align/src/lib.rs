@@ -1,0 +1,592 @@
+//! Lip-sync of audio we did not synthesise: a phoneme timeline for a recording (a person, or
+//! another TTS engine), from a forced alignment of its transcript with pocketsphinx 5, or, with
+//! no transcript, from recognising it first.
+//!
+//! ```text
+//! Aligner::load(&AlignerConfig::from_env())?        once per process
+//! avatar_audio::decode(bytes, hint, max_ms)?        -> DecodedAudio (any rate, mono)
+//! aligner.align(&audio, Some(transcript))?          -> Alignment { timeline, text, .. }
+//! lipsync::mouth_cues(&alignment.timeline, set)     as for synthesised speech
+//! ```
+//!
+//! The timeline is in the audio's own samples and has the same shape as the synthesiser's:
+//! one IPA code point per phoneme, silences as `_`, word breaks, sentence markers, and the
+//! transcript's written words (`words`) and sentences, so mouth cues, word marks, subtitles and
+//! eye events are made by the same code as for our own voice.
+//!
+//! With a transcript the alignment is forced: two passes (words, then phones) over the whole
+//! recording. Words cmudict lacks (names, numbers, abbreviations) are pronounced by espeak-ng in
+//! context and added to the dictionary in ARPAbet. If the phone pass fails, each word is
+//! aligned on its own within the word pass's span; if even the word pass fails (the audio does
+//! not say the transcript), the words are recognised instead and marked `aligned: false` with
+//! a confidence. Without a transcript, recognition (pocketsphinx's en-us language model) then
+//! alignment of what was recognised: best effort, every word marked `aligned: false`.
+
+pub mod arpabet;
+mod ffi;
+mod timeline;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use avatar_audio::DecodedAudio;
+use avatar_domain::PhonemeTimeline;
+use avatar_domain::request::normalize_text;
+use ffi::{Api, Decoder, Segment, Setting};
+use tts::espeak::{Phonemized, Phonemizer};
+
+pub use timeline::ONSET_SHIFT_MS;
+
+/// The aligner's sample rate: the acoustic model's.
+pub const MODEL_SAMPLE_RATE: u32 = 16_000;
+/// pocketsphinx's frame rate (10 ms frames).
+const FRAMES_PER_SECOND: u32 = 100;
+/// The probability of a pause between two words in forced alignment (see [`Aligner`]).
+const SILENCE_PROBABILITY: f64 = 0.005;
+/// The espeak-ng voice that pronounces words cmudict lacks (the acoustic model is US English).
+const ESPEAK_VOICE: &str = "en-us";
+
+/// Where the aligner's native library and model are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlignerConfig {
+    /// `libpocketsphinx.so` (5.x).
+    pub library: PathBuf,
+    /// The directory holding `en-us/` (acoustic model `en-us/en-us`, `cmudict-en-us.dict`,
+    /// `en-us.lm.bin`), as `scripts/setup_runtime.sh` installs it.
+    pub model: PathBuf,
+    /// espeak-ng, for words the dictionary lacks.
+    pub runtime: tts::RuntimePaths,
+}
+
+impl AlignerConfig {
+    /// Under `RUNTIME_DIR` (see [`tts::RuntimePaths::from_env`]), each overridable:
+    /// `POCKETSPHINX_LIB`, `POCKETSPHINX_MODEL`.
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let runtime = tts::RuntimePaths::from_vars(&lookup);
+        let dir = runtime
+            .espeak_lib
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Self {
+            library: var("POCKETSPHINX_LIB").unwrap_or_else(|| dir.join("libpocketsphinx.so")),
+            model: var("POCKETSPHINX_MODEL").unwrap_or_else(|| dir.join("pocketsphinx-model")),
+            runtime,
+        }
+    }
+
+    fn acoustic_model(&self) -> PathBuf {
+        self.model.join("en-us/en-us")
+    }
+    fn dictionary(&self) -> PathBuf {
+        self.model.join("en-us/cmudict-en-us.dict")
+    }
+    fn language_model(&self) -> PathBuf {
+        self.model.join("en-us/en-us.lm.bin")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlignError {
+    #[error(
+        "cannot load pocketsphinx from {path}: {reason} (run scripts/setup_runtime.sh, or set POCKETSPHINX_LIB)"
+    )]
+    Load { path: PathBuf, reason: String },
+    #[error(
+        "pocketsphinx cannot start with the model in {path}: {reason} (run scripts/setup_runtime.sh, or set POCKETSPHINX_MODEL)"
+    )]
+    Model { path: PathBuf, reason: String },
+    #[error("espeak-ng: {0}")]
+    Phonemizer(String),
+    #[error("the transcript has no words to align")]
+    NoWords,
+    #[error("resampling: {0}")]
+    Resample(String),
+}
+
+/// How a word's timing was found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WordSource {
+    /// Forced alignment of the transcript: the word is known, only its timing was measured.
+    Aligned,
+    /// Recognised: the word itself is a guess, with the recogniser's posterior probability.
+    Recognized { confidence: f32 },
+}
+
+/// A recording's timeline and the text its words index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alignment {
+    /// In the recording's own samples and rate; `words` index [`Alignment::text`].
+    pub timeline: PhonemeTimeline,
+    /// The normalised transcript, or what was recognised.
+    pub text: String,
+    /// True when every word came from forced alignment of the transcript.
+    pub forced: bool,
+}
+
+static API: OnceLock<Api> = OnceLock::new();
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// pocketsphinx and espeak-ng, loaded once; decoders are pooled, one per concurrent request.
+pub struct Aligner {
+    config: AlignerConfig,
+    api: &'static Api,
+    phonemizer: &'static Phonemizer,
+    /// Idle decoders of each [`Kind`].
+    pools: [Mutex<Vec<Decoder<'static>>>; 3],
+}
+
+/// The decoders the aligner uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Forced alignment, pocketsphinx's default beams.
+    Aligner,
+    /// Forced alignment with beams wide enough for audio the default search loses.
+    WideAligner,
+    /// Recognition with the en-us language model.
+    Recognizer,
+}
+
+/// A written word of the transcript and the dictionary entry it is aligned as.
+#[derive(Debug, Clone)]
+struct LexWord {
+    text: Range<usize>,
+    token: String,
+    /// Its sentence (an index into the transcript's sentences).
+    sentence: usize,
+}
+
+/// A text, its timed words and its sentences (byte ranges of the text).
+type Transcribed = (String, Vec<TimedWord>, Vec<Range<usize>>);
+
+/// A word with its place in the audio (frames) and phones, ready for the timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct TimedWord {
+    pub text: Range<usize>,
+    pub sentence: usize,
+    pub source: WordSource,
+    /// ARPAbet phones and their frames `[start, end)`.
+    pub phones: Vec<(String, u32, u32)>,
+}
+
+impl Aligner {
+    /// Loads pocketsphinx and espeak-ng and checks that a decoder starts with the model.
+    pub fn load(config: &AlignerConfig) -> Result<Self, AlignError> {
+        let api = {
+            let _guard = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+            match API.get() {
+                Some(api) => api,
+                None => {
+                    let api = Api::load(&config.library).map_err(|reason| AlignError::Load {
+                        path: config.library.clone(),
+                        reason,
+                    })?;
+                    API.get_or_init(|| api)
+                }
+            }
+        };
+        let phonemizer = Phonemizer::load(&config.runtime.espeak_lib, &config.runtime.espeak_data)
+            .map_err(|e| AlignError::Phonemizer(e.to_string()))?;
+        let aligner = Self {
+            config: config.clone(),
+            api,
+            phonemizer,
+            pools: Default::default(),
+        };
+        let first = aligner.decoder(Kind::Aligner)?;
+        aligner.pools[Kind::Aligner as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(first);
+        Ok(aligner)
+    }
+
+    fn decoder(&self, kind: Kind) -> Result<Decoder<'static>, AlignError> {
+        let hmm = self.config.acoustic_model();
+        let dict = self.config.dictionary();
+        let lm_file = self.config.language_model();
+        let lm = (kind == Kind::Recognizer).then_some(lm_file.as_path());
+        let lm_path = lm.map(|p| p.to_string_lossy().into_owned());
+        let mut settings = vec![
+            ("hmm", Setting::Str(hmm.to_str().unwrap_or_default())),
+            ("dict", Setting::Str(dict.to_str().unwrap_or_default())),
+            ("loglevel", Setting::Str("FATAL")),
+            ("samprate", Setting::Float(f64::from(MODEL_SAMPLE_RATE))),
+            // The whole recording's cepstral mean, not a running one carried over from the
+            // previous request: the same audio aligns the same way whatever came before.
+            ("cmn", Setting::Str("batch")),
+        ];
+        match &lm_path {
+            Some(lm) => settings.push(("lm", Setting::Str(lm))),
+            None => settings.push(("lm", Setting::Null)),
+        }
+        if kind != Kind::Recognizer {
+            // Pauses between words are likelier in read and spoken text than in the
+            // recogniser's default (0.005): a pause the search skips keeps the mouth open.
+            settings.push(("silprob", Setting::Float(SILENCE_PROBABILITY)));
+        }
+        if kind == Kind::WideAligner {
+            for beam in ["beam", "pbeam", "wbeam"] {
+                settings.push((beam, Setting::Float(1e-80)));
+            }
+        }
+        for file in [&hmm.join("mdef"), &dict]
+            .into_iter()
+            .chain(lm.map(Path::to_path_buf).as_ref())
+        {
+            if !file.exists() {
+                return Err(AlignError::Model {
+                    path: self.config.model.clone(),
+                    reason: format!("{} is missing", file.display()),
+                });
+            }
+        }
+        Decoder::new(self.api, &settings).map_err(|reason| AlignError::Model {
+            path: self.config.model.clone(),
+            reason,
+        })
+    }
+
+    /// Runs `f` with an idle decoder of `kind` (a new one if none is idle).
+    fn with_decoder<T>(
+        &self,
+        kind: Kind,
+        f: impl FnOnce(&mut Decoder<'static>) -> T,
+    ) -> Result<T, AlignError> {
+        let pool = &self.pools[kind as usize];
+        let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut decoder = match taken {
+            Some(d) => d,
+            None => self.decoder(kind)?,
+        };
+        let out = f(&mut decoder);
+        pool.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(decoder);
+        Ok(out)
+    }
+
+    /// The timeline of `audio`, from a forced alignment of `transcript` when there is one.
+    pub fn align(
+        &self,
+        audio: &DecodedAudio,
+        transcript: Option<&str>,
+    ) -> Result<Alignment, AlignError> {
+        let pcm = to_model_pcm(audio)?;
+        let text = transcript.map(normalize_text).unwrap_or_default();
+        let (text, words, sentences) = if text.is_empty() {
+            self.recognize(&pcm)?
+        } else {
+            let phonemized = self
+                .phonemizer
+                .phonemize_marked(&text, ESPEAK_VOICE)
+                .map_err(|e| AlignError::Phonemizer(e.to_string()))?;
+            let sentences: Vec<Range<usize>> = phonemized
+                .sentences
+                .iter()
+                .map(|s| s.text.clone())
+                .collect();
+            let mut aligned = None;
+            // The default beams first; if the search loses the transcript, much wider ones.
+            for kind in [Kind::Aligner, Kind::WideAligner] {
+                let attempt = self.with_decoder(kind, |d| {
+                    let lexicon = lexicon(d, &text, &phonemized);
+                    if lexicon.is_empty() {
+                        return Err(AlignError::NoWords);
+                    }
+                    Ok(force_align(d, &pcm, &lexicon))
+                })??;
+                if attempt.is_some() {
+                    aligned = attempt;
+                    break;
+                }
+                tracing::info!(?kind, "forced alignment failed");
+            }
+            match aligned {
+                Some(words) => (text, words, sentences),
+                None => {
+                    tracing::info!("forced alignment failed; recognising the audio instead");
+                    self.recognize(&pcm)?
+                }
+            }
+        };
+        let forced = words.iter().all(|w| w.source == WordSource::Aligned) && !words.is_empty();
+        let timeline = timeline::build(
+            audio.sample_rate,
+            audio.samples.len() as u64,
+            &words,
+            &sentences,
+        );
+        Ok(Alignment {
+            timeline,
+            text,
+            forced,
+        })
+    }
+
+    /// Recognition with the en-us language model, then a phone alignment of the hypothesis.
+    fn recognize(&self, pcm: &[i16]) -> Result<Transcribed, AlignError> {
+        self.with_decoder(Kind::Recognizer, |d| {
+            if !d.activate_default() || !d.decode(pcm) || d.hypothesis().is_none() {
+                return (String::new(), Vec::new(), Vec::new());
+            }
+            let recognised: Vec<Segment> = d
+                .segments()
+                .into_iter()
+                .filter(|s| !is_filler(&s.name))
+                .collect();
+            let phones = if d.set_alignment() && d.decode(pcm) {
+                d.alignment()
+            } else {
+                Vec::new()
+            };
+            let mut text = String::new();
+            let mut words = Vec::new();
+            let mut spoken = phones.iter().filter(|w| !is_filler(&w.name));
+            for seg in &recognised {
+                let written = base_word(&seg.name);
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                let start = text.len();
+                text.push_str(written);
+                let phones = match spoken.next() {
+                    Some(w) if base_word(&w.name) == written => phone_frames(&w.children),
+                    _ => dictionary_phones(d, &seg.name, seg.start, seg.frames),
+                };
+                words.push(TimedWord {
+                    text: start..text.len(),
+                    sentence: 0,
+                    source: WordSource::Recognized {
+                        confidence: seg.probability.unwrap_or(0.0) as f32,
+                    },
+                    phones,
+                });
+            }
+            let sentences = if text.is_empty() {
+                Vec::new()
+            } else {
+                std::iter::once(0..text.len()).collect()
+            };
+            (text, words, sentences)
+        })
+    }
+}
+
+/// The transcript's written words with the dictionary tokens they are aligned as, each added
+/// to `decoder`'s dictionary if new.
+fn lexicon(decoder: &mut Decoder, text: &str, phonemized: &Phonemized) -> Vec<LexWord> {
+    let mut ipa: Vec<Vec<char>> = vec![Vec::new(); phonemized.words.len()];
+    let mut sentence_of = vec![0; phonemized.words.len()];
+    for (s, sentence) in phonemized.sentences.iter().enumerate() {
+        for (&c, word) in sentence.phonemes.iter().zip(&sentence.word_of) {
+            if let Some(w) = *word {
+                ipa[w].push(c);
+                sentence_of[w] = s;
+            }
+        }
+    }
+    phonemized
+        .words
+        .iter()
+        .enumerate()
+        .filter_map(|(i, range)| {
+            let token = dictionary_token(decoder, &text[range.clone()], &ipa[i])?;
+            Some(LexWord {
+                text: range.clone(),
+                token,
+                sentence: sentence_of[i],
+            })
+        })
+        .collect()
+}
+
+/// Quiet frames appended to the recording: a last word that runs to the very end of the file
+/// (speech cut off, or a fast voice with no trailing silence) is otherwise lost by the search,
+/// which needs frames past a word to end it.
+const TAIL_PAD_SAMPLES: usize = MODEL_SAMPLE_RATE as usize * 3 / 10;
+
+/// The decoder's 16 kHz 16-bit input, with [`TAIL_PAD_SAMPLES`] of faint noise after it
+/// (digital silence has no spectrum for the acoustic model).
+fn to_model_pcm(audio: &DecodedAudio) -> Result<Vec<i16>, AlignError> {
+    let samples = avatar_audio::resample(&audio.samples, audio.sample_rate, MODEL_SAMPLE_RATE)
+        .map_err(|e| AlignError::Resample(e.to_string()))?;
+    let mut pcm: Vec<i16> = samples
+        .iter()
+        .map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let mut state = 0x9e37_79b9u32;
+    pcm.extend((0..TAIL_PAD_SAMPLES).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (state % 5) as i16 - 2
+    }));
+    Ok(pcm)
+}
+
+/// cmudict's own entry for a plain word, else a new entry from espeak-ng's pronunciation.
+fn dictionary_token(decoder: &mut Decoder, written: &str, ipa: &[char]) -> Option<String> {
+    let plain: String = written
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .replace('’', "'")
+        .to_lowercase();
+    if !plain.is_empty()
+        && plain.chars().all(|c| c.is_alphabetic() || c == '\'')
+        && decoder.lookup(&plain).is_some()
+    {
+        return Some(plain);
+    }
+    let phones = arpabet::from_ipa(ipa);
+    if phones.is_empty() {
+        return None;
+    }
+    let token = format!("_{}", phones.to_lowercase().replace(' ', "_"));
+    if decoder.lookup(&token).is_none() && !decoder.add_word(&token, &phones) {
+        return None;
+    }
+    Some(token)
+}
+
+/// `<sil>`, `<s>`, `[NOISE]`, `+breath+` and the like: not words.
+fn is_filler(name: &str) -> bool {
+    name.is_empty()
+        || name.starts_with('<')
+        || name.starts_with('[')
+        || name.starts_with('+')
+        || name == "(NULL)"
+}
+
+/// `word(2)` (an alternate pronunciation) as `word`.
+fn base_word(name: &str) -> &str {
+    match name.find('(') {
+        Some(i) if name.ends_with(')') && i > 0 => &name[..i],
+        _ => name,
+    }
+}
+
+fn phone_frames(phones: &[Segment]) -> Vec<(String, u32, u32)> {
+    phones
+        .iter()
+        .map(|p| (p.name.clone(), p.start, p.start + p.frames))
+        .collect()
+}
+
+/// A word's dictionary phones spread evenly over its frames: the last resort when no
+/// alignment of it exists.
+fn dictionary_phones(
+    decoder: &mut Decoder,
+    word: &str,
+    start: u32,
+    frames: u32,
+) -> Vec<(String, u32, u32)> {
+    let Some(pron) = decoder.lookup(word) else {
+        return Vec::new();
+    };
+    let phones: Vec<&str> = pron.split_whitespace().collect();
+    let n = phones.len() as u32;
+    phones
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let i = i as u32;
+            (
+                (*p).to_owned(),
+                start + frames * i / n,
+                start + frames * (i + 1) / n,
+            )
+        })
+        .collect()
+}
+
+/// Words then phones over the whole recording; per word within the word pass's spans if the
+/// phone pass fails; `None` if the word pass fails.
+fn force_align(decoder: &mut Decoder, pcm: &[i16], lexicon: &[LexWord]) -> Option<Vec<TimedWord>> {
+    let text: Vec<&str> = lexicon.iter().map(|w| w.token.as_str()).collect();
+    if !decoder.set_align_text(&text.join(" ")) || !decoder.decode(pcm) {
+        tracing::debug!("the word pass did not run");
+        return None;
+    }
+    if decoder.hypothesis().is_none() {
+        tracing::debug!("the word pass found no path through the transcript");
+        return None;
+    }
+    let word_segments: Vec<Segment> = decoder
+        .segments()
+        .into_iter()
+        .filter(|s| !is_filler(&s.name))
+        .collect();
+    if word_segments.len() != lexicon.len() {
+        tracing::debug!(
+            found = word_segments.len(),
+            expected = lexicon.len(),
+            "the word pass lost words"
+        );
+        return None;
+    }
+    let timed = |lex: &LexWord, phones| TimedWord {
+        text: lex.text.clone(),
+        sentence: lex.sentence,
+        source: WordSource::Aligned,
+        phones,
+    };
+    if decoder.set_alignment() && decoder.decode(pcm) {
+        let aligned: Vec<Segment> = decoder
+            .alignment()
+            .into_iter()
+            .filter(|w| !is_filler(&w.name))
+            .collect();
+        if aligned.len() == lexicon.len() {
+            return Some(
+                lexicon
+                    .iter()
+                    .zip(&aligned)
+                    .map(|(lex, w)| timed(lex, phone_frames(&w.children)))
+                    .collect(),
+            );
+        }
+    }
+    tracing::info!("the phone pass failed; aligning word by word");
+    let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+    Some(
+        lexicon
+            .iter()
+            .zip(&word_segments)
+            .map(|(lex, seg)| {
+                let from = (seg.start as usize * samples_per_frame).min(pcm.len());
+                let to = ((seg.start + seg.frames) as usize * samples_per_frame).min(pcm.len());
+                let phones = align_word(decoder, &pcm[from..to], &lex.token)
+                    .map(|phones| {
+                        phones
+                            .into_iter()
+                            .map(|(p, s, e)| (p, s + seg.start, e + seg.start))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| {
+                        dictionary_phones(decoder, &lex.token, seg.start, seg.frames)
+                    });
+                timed(lex, phones)
+            })
+            .collect(),
+    )
+}
+
+/// The phones of one word in a short stretch of audio.
+fn align_word(decoder: &mut Decoder, pcm: &[i16], token: &str) -> Option<Vec<(String, u32, u32)>> {
+    if !decoder.set_align_text(token) || !decoder.decode(pcm) {
+        return None;
+    }
+    decoder.hypothesis()?;
+    if !decoder.set_alignment() || !decoder.decode(pcm) {
+        return None;
+    }
+    let words = decoder.alignment();
+    let word = words.iter().find(|w| !is_filler(&w.name))?;
+    Some(phone_frames(&word.children))
+}
