@@ -19,6 +19,12 @@ python3 scripts/bench.py "$target/examples/bench" "$target/avatar-render" "$VENV
 cargo test --release -j "${JOBS:-2}" -p avatar-render --test lipsync_accuracy -- --nocapture 2>&1 |
   sed -n '/^Lip-sync against/,/^test /p' | grep -v '^test '
 
+# Lip-sync of recordings: the align test's table (clean and degraded audio, with and without the
+# transcript, against the synthesiser's own timeline), then speed and memory next to synthesis.
+cargo test --release -j "${JOBS:-2}" -p avatar-align --test accuracy -- --nocapture 2>&1 |
+  sed -n '/^Alignment of recordings/,/^test /p' | grep -v '^test '
+python3 scripts/bench_align.py "$target/avatar-render" "$VOICES_DIR" "$VOICE"
+
 # The distributed pipeline: overhead, cache hits (wrk), scaling with tts workers, streaming.
 command -v wrk > /dev/null || { echo "bench: installing wrk" >&2; ${SUDO:-} apt-get install -y -qq wrk > /dev/null; }
 cargo build --release -j "${JOBS:-2}" --workspace --bins
