@@ -54,6 +54,27 @@ pub fn to_ipa(phone: &str) -> Option<&'static [char]> {
     })
 }
 
+/// True for the ARPAbet vowels (stress digits allowed).
+pub fn is_vowel(phone: &str) -> bool {
+    matches!(
+        phone.trim_end_matches(|c: char| c.is_ascii_digit()),
+        "AA" | "AE"
+            | "AH"
+            | "AO"
+            | "AW"
+            | "AY"
+            | "EH"
+            | "ER"
+            | "EY"
+            | "IH"
+            | "IY"
+            | "OW"
+            | "OY"
+            | "UH"
+            | "UW"
+    )
+}
+
 /// Two-symbol IPA sequences that are one ARPAbet phone, tried before single symbols.
 const PAIRS: &[(char, char, &str)] = &[
     ('t', 'ʃ', "CH"),

@@ -23,6 +23,7 @@
 //! alignment of what was recognised: best effort, every word marked `aligned: false`.
 
 pub mod arpabet;
+mod external;
 mod ffi;
 mod timeline;
 
@@ -36,6 +37,7 @@ use avatar_domain::request::normalize_text;
 use ffi::{Api, Decoder, Segment, Setting};
 use tts::espeak::{Phonemized, Phonemizer};
 
+pub use external::{ExternalTimings, TimingsError, WordTime};
 pub use timeline::ONSET_SHIFT_MS;
 
 /// The aligner's sample rate: the acoustic model's.
@@ -322,11 +324,84 @@ impl Aligner {
             audio.samples.len() as u64,
             &words,
             &sentences,
+            ONSET_SHIFT_MS,
         );
         Ok(Alignment {
             timeline,
             text,
             forced,
+        })
+    }
+
+    /// The timeline of audio (`total` samples at `rate` Hz) whose words another engine has
+    /// timed: each word's espeak-ng phonemes laid out within its span (vowels twice a
+    /// consonant's share), nothing recognised. The words are marked aligned.
+    pub fn from_timings(
+        &self,
+        rate: u32,
+        total: u64,
+        timings: &ExternalTimings,
+    ) -> Result<Alignment, AlignError> {
+        let text = &timings.text;
+        let phonemized = self
+            .phonemizer
+            .phonemize_marked(text, ESPEAK_VOICE)
+            .map_err(|e| AlignError::Phonemizer(e.to_string()))?;
+        let (ipa, sentence_of) = word_phonemes(&phonemized);
+        // The written words by the engine's word they fall in (espeak may split one in two).
+        let mut groups: Vec<(usize, f64, f64, Vec<usize>)> = Vec::new();
+        for (i, range) in phonemized.words.iter().enumerate() {
+            let Some((w, start, end)) = timings.span_at(range.start) else {
+                continue;
+            };
+            match groups.last_mut() {
+                Some(g) if g.0 == w => g.3.push(i),
+                _ => groups.push((w, start, end, vec![i])),
+            }
+        }
+        let frame = |ms: f64| (ms / 1000.0 * f64::from(FRAMES_PER_SECOND)).round() as u32;
+        let mut words = Vec::new();
+        for (_, start, end, members) in groups {
+            let phones: Vec<Vec<String>> = members
+                .iter()
+                .map(|&i| {
+                    arpabet::from_ipa(&ipa[i])
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .collect();
+            let weight = |p: &str| if arpabet::is_vowel(p) { 2.0 } else { 1.0 };
+            let total_weight: f64 = phones.iter().flatten().map(|p| weight(p)).sum();
+            let mut at = 0.0;
+            let ms_at = |w: f64| start + (end - start) * w / total_weight.max(1.0);
+            for (&i, word_phones) in members.iter().zip(&phones) {
+                let timed: Vec<(String, u32, u32)> = word_phones
+                    .iter()
+                    .map(|p| {
+                        let from = frame(ms_at(at));
+                        at += weight(p);
+                        (p.clone(), from, frame(ms_at(at)))
+                    })
+                    .collect();
+                words.push(TimedWord {
+                    text: phonemized.words[i].clone(),
+                    sentence: sentence_of[i],
+                    source: WordSource::Aligned,
+                    phones: timed,
+                });
+            }
+        }
+        let sentences: Vec<Range<usize>> = phonemized
+            .sentences
+            .iter()
+            .map(|s| s.text.clone())
+            .collect();
+        let timeline = timeline::build(rate, total, &words, &sentences, 0);
+        Ok(Alignment {
+            forced: !timeline.words.is_empty(),
+            timeline,
+            text: text.clone(),
         })
     }
 
@@ -382,16 +457,7 @@ impl Aligner {
 /// The transcript's written words with the dictionary tokens they are aligned as, each added
 /// to `decoder`'s dictionary if new.
 fn lexicon(decoder: &mut Decoder, text: &str, phonemized: &Phonemized) -> Vec<LexWord> {
-    let mut ipa: Vec<Vec<char>> = vec![Vec::new(); phonemized.words.len()];
-    let mut sentence_of = vec![0; phonemized.words.len()];
-    for (s, sentence) in phonemized.sentences.iter().enumerate() {
-        for (&c, word) in sentence.phonemes.iter().zip(&sentence.word_of) {
-            if let Some(w) = *word {
-                ipa[w].push(c);
-                sentence_of[w] = s;
-            }
-        }
-    }
+    let (ipa, sentence_of) = word_phonemes(phonemized);
     phonemized
         .words
         .iter()
@@ -411,6 +477,21 @@ fn lexicon(decoder: &mut Decoder, text: &str, phonemized: &Phonemized) -> Vec<Le
 /// (speech cut off, or a fast voice with no trailing silence) is otherwise lost by the search,
 /// which needs frames past a word to end it.
 const TAIL_PAD_SAMPLES: usize = MODEL_SAMPLE_RATE as usize * 3 / 10;
+
+/// Each written word's espeak-ng phonemes, and the index of its sentence.
+fn word_phonemes(phonemized: &Phonemized) -> (Vec<Vec<char>>, Vec<usize>) {
+    let mut ipa: Vec<Vec<char>> = vec![Vec::new(); phonemized.words.len()];
+    let mut sentence_of = vec![0; phonemized.words.len()];
+    for (s, sentence) in phonemized.sentences.iter().enumerate() {
+        for (&c, word) in sentence.phonemes.iter().zip(&sentence.word_of) {
+            if let Some(w) = *word {
+                ipa[w].push(c);
+                sentence_of[w] = s;
+            }
+        }
+    }
+    (ipa, sentence_of)
+}
 
 /// The decoder's 16 kHz 16-bit input, with [`TAIL_PAD_SAMPLES`] of faint noise after it
 /// (digital silence has no spectrum for the acoustic model).

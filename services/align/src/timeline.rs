@@ -75,17 +75,19 @@ impl Builder {
 }
 
 /// The timeline of `words` (in order) in audio of `total` samples at `rate` Hz. `sentences`
-/// are the text's sentences; each word names its own.
+/// are the text's sentences; each word names its own. Every boundary but 0 moves `shift_ms`
+/// later ([`ONSET_SHIFT_MS`] for the aligner's, 0 for timings given by the engine itself).
 pub(crate) fn build(
     rate: u32,
     total: u64,
     words: &[TimedWord],
     sentences: &[Range<usize>],
+    shift_ms: u64,
 ) -> PhonemeTimeline {
     let mut b = Builder {
         rate: u64::from(rate),
         total,
-        shift: ONSET_SHIFT_MS * u64::from(rate) / 1000,
+        shift: shift_ms * u64::from(rate) / 1000,
         phonemes: Vec::new(),
     };
     let mut spans: Vec<SentenceSpan> = Vec::new();
@@ -224,7 +226,7 @@ mod tests {
             word(3..7, 0, &[("AY", 40, 60)]),
             word(8..11, 1, &[("B", 80, 85), ("AA", 85, 95), ("B", 95, 100)]),
         ];
-        let t = build(16_000, 16_000, &words, &[0..7, 8..11]);
+        let t = build(16_000, 16_000, &words, &[0..7, 8..11], ONSET_SHIFT_MS);
         t.check().expect("a tiled timeline");
         let symbols: String = t.phonemes.iter().map(|p| p.phoneme.as_str()).collect();
         assert_eq!(symbols, "_^maɪ aɪ$_^bɑb$");
@@ -247,7 +249,7 @@ mod tests {
         recognised.source = WordSource::Recognized { confidence: 0.5 };
         let words = [recognised, word(4..5, 0, &[("XX", 30, 40)])];
         let sentences: Vec<Range<usize>> = std::iter::once(0..5).collect();
-        let t = build(22_050, 22_050, &words, &sentences);
+        let t = build(22_050, 22_050, &words, &sentences, ONSET_SHIFT_MS);
         t.check().unwrap();
         assert_eq!(t.words.len(), 1);
         assert_eq!(t.words[0].confidence, Some(0.5));

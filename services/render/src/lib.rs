@@ -235,22 +235,46 @@ pub fn decode_recording(
     Ok(audio)
 }
 
+/// What is known of a recording's words.
+#[derive(Debug, Clone, Copy)]
+pub enum Words<'a> {
+    /// Nothing: they are recognised (best effort).
+    Unknown,
+    /// What it says: the words are force-aligned.
+    Transcript(&'a str),
+    /// The engine that spoke it timed them (ElevenLabs, Azure, a word list): taken as they are.
+    Timed(&'a avatar_align::ExternalTimings),
+}
+
 /// Lip-sync of a recording (`bytes`, a whole audio file; `hint` its MIME type or extension),
-/// force-aligned to `transcript` when there is one. The same stages as a text render make the
-/// cues, eye events and marks from the aligned timeline. `audio_url` gives the URL of the
-/// stored recording by render id.
+/// force-aligned to its transcript, taken from the engine's own timings, or recognised (see
+/// [`Words`]). The same stages as a text render make the cues, eye events and marks from the
+/// timeline. `audio_url` gives the URL of the stored recording by render id.
 pub fn lipsync_recording(
     aligner: &Aligner,
     bytes: &[u8],
     hint: Option<&str>,
-    transcript: Option<&str>,
+    words: Words,
     viseme_set: VisemeSet,
     audio_url: impl FnOnce(&str) -> String,
 ) -> Result<RecordingLipsync, RecordingError> {
     let started = Instant::now();
+    let transcript = match words {
+        Words::Transcript(t) => Some(t),
+        _ => None,
+    };
     let audio = decode_recording(bytes, hint, transcript)?;
-    let id = recording_id(bytes, transcript.unwrap_or_default(), viseme_set);
-    let alignment = aligner.align(&audio, transcript).map_err(|e| match e {
+    let key = match words {
+        Words::Unknown => String::new(),
+        Words::Transcript(t) => t.to_owned(),
+        Words::Timed(t) => format!("\u{1}timings\u{1}{}\u{1}{:?}", t.text, t.words),
+    };
+    let id = recording_id(bytes, &key, viseme_set);
+    let aligned = match words {
+        Words::Timed(t) => aligner.from_timings(audio.sample_rate, audio.samples.len() as u64, t),
+        _ => aligner.align(&audio, transcript),
+    };
+    let alignment = aligned.map_err(|e| match e {
         AlignError::NoWords => {
             RecordingError::Invalid(vec![FieldError::new("transcript", e.to_string())])
         }

@@ -34,8 +34,13 @@ struct Args {
     #[arg(long, requires = "audio", conflicts_with = "transcript_file")]
     transcript: Option<String>,
     /// Read the transcript from this file.
-    #[arg(long, requires = "audio")]
+    #[arg(long, requires = "audio", conflicts_with = "timings")]
     transcript_file: Option<PathBuf>,
+    /// The speaking engine's own word timings for the recording, taken as they are (no
+    /// recognition): ElevenLabs' character alignment, Azure word boundaries, or
+    /// {"words": [{"word", "start", "end"}]} in seconds.
+    #[arg(long, requires = "audio", conflicts_with = "transcript")]
+    timings: Option<PathBuf>,
     /// Voice id: a NAME with NAME.onnx and NAME.onnx.json in the voices directory.
     #[arg(long, env = "DEFAULT_VOICE")]
     voice: Option<String>,
@@ -244,6 +249,22 @@ fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    let timings = match &args.timings {
+        Some(file) => {
+            let json = std::fs::read(file)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
+            Some(
+                avatar_align::ExternalTimings::parse(&json)
+                    .map_err(|e| Failure::Usage(format!("timings {}: {e}", file.display())))?,
+            )
+        }
+        None => None,
+    };
+    let words = match (&timings, &transcript) {
+        (Some(t), _) => avatar_render::Words::Timed(t),
+        (None, Some(t)) => avatar_render::Words::Transcript(t),
+        (None, None) => avatar_render::Words::Unknown,
+    };
     // Bad input is reported before the aligner loads.
     avatar_render::decode_recording(&bytes, extension.as_deref(), transcript.as_deref())
         .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -254,7 +275,7 @@ fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
         &aligner,
         &bytes,
         extension.as_deref(),
-        transcript.as_deref(),
+        words,
         viseme_set,
         |_| match &args.audio_base_url {
             Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
@@ -283,6 +304,7 @@ fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
     )?;
     if args.subtitles {
         let text = transcript.as_deref().unwrap_or(&done.text);
+        // (with --timings, the marks index the engine's text, which render.json carries)
         let vtt = avatar_domain::subtitles::webvtt(text, &result.words, &result.sentences);
         write("subtitles.vtt", vtt.as_bytes())?;
     }

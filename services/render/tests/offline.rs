@@ -552,3 +552,82 @@ fn a_bad_recording_is_refused_with_the_field_named() {
         refused(&args, field);
     }
 }
+
+/// `--timings`: another engine's own word times (here the synthesiser's, written as OpenAI's
+/// `verbose_json` words) are taken as they are: the word marks are those times, and the
+/// mouth closes for the bilabials inside the words.
+#[test]
+fn takes_another_engines_word_timings_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let spoken = dir.path().join("spoken");
+    let text = "Maybe the amber plums will be ripe by Monday.";
+    let synthesized = render_ok(
+        &[
+            "--text",
+            text,
+            "--format",
+            "wav",
+            "--out",
+            spoken.to_str().unwrap(),
+        ],
+        None,
+    );
+    let words: Vec<serde_json::Value> = synthesized
+        .words
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "word": w.text,
+                "start": w.t_ms as f64 / 1000.0,
+                "end": w.end_ms as f64 / 1000.0,
+            })
+        })
+        .collect();
+    let timings = dir.path().join("timings.json");
+    std::fs::write(&timings, serde_json::json!({ "words": words }).to_string()).unwrap();
+    let out = dir.path().join("timed");
+    let cli = avatar_render(
+        &[
+            "--audio",
+            spoken.join("audio.wav").to_str().unwrap(),
+            "--timings",
+            timings.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let r: RenderResult =
+        serde_json::from_str(&std::fs::read_to_string(out.join("render.json")).unwrap()).unwrap();
+    check_timing_invariants(&r, "REST");
+    // The engine's words joined by spaces: the text the marks index.
+    assert_eq!(
+        r.transcript.as_deref(),
+        Some("Maybe the amber plums will be ripe by Monday")
+    );
+    assert_eq!(r.words.len(), synthesized.words.len());
+    for (w, truth) in r.words.iter().zip(&synthesized.words) {
+        assert_eq!(w.text, truth.text);
+        assert!(w.t_ms.abs_diff(truth.t_ms) <= 10, "{w:?} vs {truth:?}");
+        assert!(w.end_ms.abs_diff(truth.end_ms) <= 10, "{w:?} vs {truth:?}");
+    }
+    // m, b, p, m, b, b, m: the lips meet inside the words that have them.
+    let closures = r.mouth_cues.iter().filter(|c| c.viseme == "REST").count();
+    assert!(closures >= 6, "{:?}", r.mouth_cues);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"words": [{"word": "a"}]}"#).unwrap();
+    refused(
+        &[
+            "--audio",
+            spoken.join("audio.wav").to_str().unwrap(),
+            "--timings",
+            bad.to_str().unwrap(),
+        ],
+        "timings",
+    );
+}
