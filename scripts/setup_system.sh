@@ -6,7 +6,8 @@
 #   scripts/setup_system.sh build      the Rust build (cmake: the `opus` crate always builds its
 #                                      bundled libopus; it has no switch for the system one)
 #   scripts/setup_system.sh test       the tests' independent decoders and browser (ffmpeg,
-#                                      opus-tools, chromium), curl, sox (degrades speech for the align tests)
+#                                      opus-tools, chromium), curl; for the align tests sox and
+#                                      espeak-ng (gcc, libespeak-ng-dev: a second engine's speech)
 #   scripts/setup_system.sh k8s        the Kubernetes control plane built from Debian's source
 #                                      package (Go 1.19, etcd, the source itself needs deb-src)
 #   scripts/setup_system.sh node       a single-node cluster (containerd, runc, CNI plugins, dnsmasq,
@@ -19,7 +20,7 @@ set -euo pipefail
 packages_for() {
   case "$1" in
     build) echo cmake curl ;;
-    test) echo ffmpeg opus-tools chromium curl sox ;;
+    test) echo ffmpeg opus-tools chromium curl sox gcc libespeak-ng-dev ;;
     k8s) echo golang-1.19-go rsync jq etcd-server golang-github-modern-go-reflect2-dev openssl dpkg-dev ;;
     node) echo containerd runc containernetworking-plugins iptables conntrack iproute2 util-linux dnsmasq-base libc6-dev gcc ;;
     *) echo "setup_system: unknown task '$1' (build, test, k8s, node)" >&2; return 2 ;;

@@ -493,23 +493,26 @@ fn word_phonemes(phonemized: &Phonemized) -> (Vec<Vec<char>>, Vec<usize>) {
     (ipa, sentence_of)
 }
 
-/// The decoder's 16 kHz 16-bit input, with [`TAIL_PAD_SAMPLES`] of faint noise after it
-/// (digital silence has no spectrum for the acoustic model).
+/// The decoder's 16 kHz 16-bit input, dithered (a faint noise of a couple of LSB over
+/// everything: digital silence, which other engines and edited recordings have, has no
+/// spectrum, and its log energy throws the cepstral mean off), with [`TAIL_PAD_SAMPLES`] of the
+/// same noise after it.
 fn to_model_pcm(audio: &DecodedAudio) -> Result<Vec<i16>, AlignError> {
     let samples = avatar_audio::resample(&audio.samples, audio.sample_rate, MODEL_SAMPLE_RATE)
         .map_err(|e| AlignError::Resample(e.to_string()))?;
-    let mut pcm: Vec<i16> = samples
-        .iter()
-        .map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16)
-        .collect();
     let mut state = 0x9e37_79b9u32;
-    pcm.extend((0..TAIL_PAD_SAMPLES).map(|_| {
+    let mut dither = move || {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;
-        (state % 5) as i16 - 2
-    }));
-    Ok(pcm)
+        (state % 5) as f32 - 2.0
+    };
+    Ok(samples
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(0.0, TAIL_PAD_SAMPLES))
+        .map(|s| (s * 32767.0 + dither()).clamp(-32768.0, 32767.0) as i16)
+        .collect())
 }
 
 /// cmudict's own entry for a plain word, else a new entry from espeak-ng's pronunciation.
@@ -589,27 +592,69 @@ fn dictionary_phones(
 /// Words then phones over the whole recording; per word within the word pass's spans if the
 /// phone pass fails; `None` if the word pass fails.
 fn force_align(decoder: &mut Decoder, pcm: &[i16], lexicon: &[LexWord]) -> Option<Vec<TimedWord>> {
+    align_span(decoder, pcm, lexicon, 0)
+}
+
+/// How often a stretch is split where the word pass lost its way (each split halves the
+/// transcript's remaining trouble; four is plenty for ten minutes).
+const MAX_SPLITS: u32 = 4;
+
+/// [`force_align`] of one stretch of audio. If the word pass ends inside the transcript (the
+/// search lost the path: a part the model hears badly), the words it did find but the last
+/// are aligned in the audio up to there, and the rest of the transcript in the rest of the
+/// audio, each on its own.
+fn align_span(
+    decoder: &mut Decoder,
+    pcm: &[i16],
+    lexicon: &[LexWord],
+    depth: u32,
+) -> Option<Vec<TimedWord>> {
     let text: Vec<&str> = lexicon.iter().map(|w| w.token.as_str()).collect();
     if !decoder.set_align_text(&text.join(" ")) || !decoder.decode(pcm) {
         tracing::debug!("the word pass did not run");
         return None;
     }
-    if decoder.hypothesis().is_none() {
-        tracing::debug!("the word pass found no path through the transcript");
-        return None;
-    }
+    let found = decoder.hypothesis().is_some();
     let word_segments: Vec<Segment> = decoder
         .segments()
         .into_iter()
         .filter(|s| !is_filler(&s.name))
         .collect();
-    if word_segments.len() != lexicon.len() {
+    let complete = found
+        && word_segments.len() == lexicon.len()
+        && word_segments
+            .iter()
+            .zip(lexicon)
+            .all(|(s, w)| base_word(&s.name) == w.token);
+    if !complete {
+        let prefix = word_segments
+            .iter()
+            .zip(lexicon)
+            .take_while(|(s, w)| base_word(&s.name) == w.token)
+            .count();
         tracing::debug!(
             found = word_segments.len(),
+            prefix,
             expected = lexicon.len(),
-            "the word pass lost words"
+            "the word pass lost its way"
         );
-        return None;
+        if depth >= MAX_SPLITS || prefix < 2 || prefix >= lexicon.len() {
+            return None;
+        }
+        let keep = prefix - 1;
+        let cut_frame = word_segments[keep - 1].start + word_segments[keep - 1].frames;
+        let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+        let cut = (cut_frame as usize * samples_per_frame).min(pcm.len());
+        let mut left = align_span(decoder, &pcm[..cut], &lexicon[..keep], depth + 1)?;
+        let right = align_span(decoder, &pcm[cut..], &lexicon[keep..], depth + 1)?;
+        left.extend(right.into_iter().map(|mut w| {
+            for p in &mut w.phones {
+                p.1 += cut_frame;
+                p.2 += cut_frame;
+            }
+            w
+        }));
+        return Some(left);
     }
     let timed = |lex: &LexWord, phones| TimedWord {
         text: lex.text.clone(),

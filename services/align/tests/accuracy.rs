@@ -6,6 +6,9 @@
 //! - `degraded`: sox makes it slower (tempo 0.9), higher (pitch +200 cents) and reverberant,
 //!   then white noise at 20 dB SNR, written as 44.1 kHz stereo FLAC; the truth is scaled by
 //!   the tempo.
+//! - `espeak-ng` and `espeak-ng degraded`: the same texts spoken by a second, unrelated engine
+//!   (Debian's espeak-ng, formant synthesis, through `tests/align/espeak_speak.c`), the truth
+//!   its own phoneme and word events. Reported only, for now (see below).
 //!
 //! Measured, over the corpus, with the transcript: phone onsets (phones matched within each
 //! word) median <= 30 ms and p90 <= 90 ms; word onsets median <= 40 ms; and the mouth cues made
@@ -130,13 +133,25 @@ fn pct(values: &[f64], q: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Scores `aligned` against `truth`, whose times are multiplied by `scale`.
-fn score(truth: &PhonemeTimeline, aligned: &PhonemeTimeline, scale: f64, out: &mut Score) {
-    if aligned.words.len() == truth.words.len() {
-        for (t, a) in truth.words.iter().zip(&aligned.words) {
-            if (t.text_start, t.text_end) != (a.text_start, a.text_end) {
+/// Scores `aligned` against `truth`, whose times are multiplied by `scale`; words and their
+/// phones only when both have the same text (`same_text`).
+fn score(
+    truth: &PhonemeTimeline,
+    aligned: &PhonemeTimeline,
+    scale: f64,
+    same_text: bool,
+    out: &mut Score,
+) {
+    if same_text {
+        // Words are matched by where they are in the text (the same text for both).
+        for t in &truth.words {
+            let Some(a) = aligned
+                .words
+                .iter()
+                .find(|a| a.text_start < t.text_end && t.text_start < a.text_end)
+            else {
                 continue;
-            }
+            };
             out.word_onsets
                 .push((truth.ms(t.start_sample) * scale - aligned.ms(a.start_sample)).abs());
             let tp = phones_in(truth, t.start_sample, t.end_sample, scale);
@@ -207,6 +222,115 @@ fn score(truth: &PhonemeTimeline, aligned: &PhonemeTimeline, scale: f64, out: &m
             c[2].1 += 1;
         }
     }
+}
+
+/// espeak-ng speech of `text` at `wpm` (Debian's build, through tests/align/espeak_speak.c)
+/// and its truth: a timeline from espeak's own phoneme and word events. Words are the text's
+/// whitespace-separated tokens, each starting at its first word event.
+fn espeak(helper: &Path, text: &str, wpm: u32, dir: &Path, i: usize) -> (Vec<u8>, PhonemeTimeline) {
+    let wav = dir.join(format!("espeak-{i}.wav"));
+    let out = Command::new(helper)
+        .args([text, &wpm.to_string(), wav.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&wav).unwrap();
+    let rate = 22_050u64;
+    let total = (bytes.len() as u64 - 44) / 2;
+    let sample = |ms: &str| (ms.parse::<u64>().unwrap() * rate / 1000).min(total);
+    let mut events: Vec<(u64, String)> = Vec::new();
+    let mut word_starts: Vec<(u64, usize)> = Vec::new();
+    let char_byte: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let f: Vec<&str> = line.splitn(3, ' ').collect();
+        match f[0] {
+            "phoneme" => events.push((sample(f[1]), f.get(2).unwrap_or(&"").to_string())),
+            "word" => {
+                let pos: usize = f[2].split(' ').next().unwrap().parse().unwrap();
+                let byte = char_byte
+                    .get(pos.saturating_sub(1))
+                    .copied()
+                    .unwrap_or(text.len());
+                word_starts.push((sample(f[1]), byte));
+            }
+            _ => {}
+        }
+    }
+    let mut t = PhonemeTimeline {
+        sample_rate: rate as u32,
+        total_samples: total,
+        ..Default::default()
+    };
+    let push = |t: &mut PhonemeTimeline, symbol: String, start: u64, end: u64| {
+        t.phonemes.push(avatar_domain::TimedPhoneme {
+            phoneme: symbol,
+            start_sample: start,
+            end_sample: end,
+        })
+    };
+    if let Some(&(first, _)) = events.first() {
+        push(&mut t, "_".into(), 0, first);
+    }
+    for (k, (start, ipa)) in events.iter().enumerate() {
+        let end = events.get(k + 1).map_or(total, |e| e.0).max(*start);
+        let sounds: Vec<char> = ipa
+            .chars()
+            .filter(|&c| !avatar_domain::timeline::is_mark(c))
+            .collect();
+        if sounds.is_empty() {
+            push(&mut t, "_".into(), *start, end);
+            continue;
+        }
+        let n = sounds.len() as u64;
+        for (j, c) in sounds.iter().enumerate() {
+            let j = j as u64;
+            push(
+                &mut t,
+                c.to_string(),
+                start + (end - start) * j / n,
+                start + (end - start) * (j + 1) / n,
+            );
+        }
+    }
+    // The written words (whitespace tokens) and the first word event inside each.
+    let mut tokens: Vec<(usize, usize)> = Vec::new();
+    let mut from = None;
+    for (b, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (c.is_whitespace(), from) {
+            (false, None) => from = Some(b),
+            (true, Some(f)) => {
+                tokens.push((f, b));
+                from = None;
+            }
+            _ => {}
+        }
+    }
+    let starts: Vec<(u64, usize)> = tokens
+        .iter()
+        .filter_map(|&(a, b)| {
+            let s = word_starts.iter().find(|w| (a..b).contains(&w.1))?.0;
+            Some((s, tokens.iter().position(|&x| x == (a, b)).unwrap()))
+        })
+        .collect();
+    for (k, &(start, token)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(total, |n| n.0);
+        t.words.push(avatar_domain::SpokenText {
+            start_sample: start,
+            end_sample: end,
+            text_start: tokens[token].0,
+            text_end: tokens[token].1,
+            ..Default::default()
+        });
+    }
+    t.check().expect("espeak's events tile its audio");
+    (bytes, t)
 }
 
 fn sox(args: &[&str]) {
@@ -310,22 +434,48 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
     let variants = [
         "clean",
         "degraded",
+        "espeak-ng",
+        "espeak-ng degraded",
         "clean, no transcript",
         "degraded, no transcript",
     ];
+    let helper = dir.path().join("espeak_speak");
+    let built = Command::new("cc")
+        .args(["-O2", "-o", helper.to_str().unwrap()])
+        .arg(workspace().join("tests/align/espeak_speak.c"))
+        .arg("-lespeak-ng")
+        .output()
+        .expect("cc (scripts/setup_system.sh test: gcc, libespeak-ng-dev)");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let mut scores: Vec<Score> = variants.iter().map(|_| Score::default()).collect();
     for (i, text) in corpus["texts"].as_array().unwrap().iter().enumerate() {
         let words = text["text"].as_str().unwrap();
-        let synthesis = synthesize(&voice, words, text["speed"].as_f64().unwrap_or(1.0)).unwrap();
-        let truth = &synthesis.timeline;
+        let speed = text["speed"].as_f64().unwrap_or(1.0);
+        let synthesis = synthesize(&voice, words, speed).unwrap();
         let rate = synthesis.sample_rate();
         let ogg = avatar_audio::encode(&synthesis.samples, rate, AudioFormat::Ogg, 24_000);
         let flac = degrade(&synthesis.samples, rate, dir.path(), i);
+        let (espeak_wav, espeak_truth) =
+            espeak(&helper, words, (175.0 * speed) as u32, dir.path(), i);
+        let espeak_audio = avatar_audio::decode(&espeak_wav, Some("wav"), 600_000).unwrap();
+        let espeak_flac = degrade(
+            &espeak_audio.samples,
+            espeak_audio.sample_rate,
+            dir.path(),
+            100 + i,
+        );
         for (v, variant) in variants.iter().enumerate() {
-            let (bytes, hint, scale) = if variant.starts_with("clean") {
-                (&ogg.bytes, "audio/ogg", 1.0)
-            } else {
-                (&flac, "flac", 1.0 / TEMPO)
+            let (bytes, hint, scale, truth) = match *variant {
+                "clean" | "clean, no transcript" => {
+                    (&ogg.bytes, "audio/ogg", 1.0, &synthesis.timeline)
+                }
+                "espeak-ng" => (&espeak_wav, "wav", 1.0, &espeak_truth),
+                "espeak-ng degraded" => (&espeak_flac, "flac", 1.0 / TEMPO, &espeak_truth),
+                _ => (&flac, "flac", 1.0 / TEMPO, &synthesis.timeline),
             };
             let audio: DecodedAudio = avatar_audio::decode(bytes, Some(hint), 600_000).unwrap();
             let transcript = (!variant.contains("no transcript")).then_some(words);
@@ -334,7 +484,7 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
             scores[v].align_seconds += started.elapsed().as_secs_f64();
             scores[v].seconds += audio.duration_ms() as f64 / 1000.0;
             alignment.timeline.check().expect("a tiled timeline");
-            if transcript.is_some() {
+            if transcript.is_some() && !variant.starts_with("espeak") {
                 assert!(
                     alignment.forced,
                     "{variant} {}: not force-aligned",
@@ -342,17 +492,32 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
                 );
                 assert_eq!(alignment.timeline.words.len(), truth.words.len());
             }
-            score(truth, &alignment.timeline, scale, &mut scores[v]);
+            if !alignment.forced && transcript.is_some() {
+                println!(
+                    "{variant} {}: not force-aligned (recognised instead)",
+                    text["name"]
+                );
+            }
+            score(
+                truth,
+                &alignment.timeline,
+                scale,
+                transcript.is_some(),
+                &mut scores[v],
+            );
         }
     }
     println!(
-        "\nAlignment of recordings against the synthesiser's own timeline (joe voice, corpus)"
+        "\nAlignment of recordings against the speaking engine's own timeline (the corpus spoken \
+         by Piper's joe voice and by Debian's espeak-ng)"
     );
     let mut failures = Vec::new();
     for (v, variant) in variants.iter().enumerate() {
         let s = &scores[v];
         report(variant, s);
-        if variant.contains("no transcript") {
+        // espeak-ng's formant speech: reported, not yet held to the bars (issue 18: the word
+        // pass still loses the last words of some texts, which then fall back to recognition).
+        if variant.contains("no transcript") || variant.starts_with("espeak") {
             if v == 2
                 && s.checks
                     .iter()
