@@ -83,11 +83,20 @@ pub enum DecodeError {
 /// the content decides in the end. Decoding stops with [`DecodeError::TooLong`] as soon as the
 /// audio passes `max_ms`, so a huge file costs no more than the limit.
 pub fn decode(bytes: &[u8], hint: Option<&str>, max_ms: u64) -> Result<DecodedAudio, DecodeError> {
-    let decoded = if is_ogg_opus(bytes) {
-        decode_ogg_opus(bytes, max_ms)?
-    } else {
-        decode_symphonia(bytes, hint, max_ms)?
-    };
+    // symphonia panics on some damaged files (an assertion in its Matroska reader, say): a
+    // damaged upload is the client's problem, not a crash.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if is_ogg_opus(bytes) {
+            decode_ogg_opus(bytes, max_ms)
+        } else {
+            decode_symphonia(bytes, hint, max_ms)
+        }
+    }))
+    .unwrap_or_else(|_| {
+        Err(DecodeError::Corrupt(
+            "the file is damaged: its decoder gave up".into(),
+        ))
+    })?;
     if decoded.samples.is_empty() {
         return Err(DecodeError::Empty);
     }
