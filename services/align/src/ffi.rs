@@ -231,7 +231,8 @@ impl<'a> Decoder<'a> {
                 (self.api.seg_frames)(seg, &mut sf, &mut ef);
                 let (mut ascr, mut lscr, mut lback) = (0, 0, 0);
                 let post = (self.api.seg_prob)(seg, &mut ascr, &mut lscr, &mut lback);
-                let probability = (!logmath.is_null() && post != 0)
+                // A log posterior of 0 is a probability of 1, not a missing one.
+                let probability = (!logmath.is_null())
                     .then(|| (self.api.logmath_exp)(logmath, post).clamp(0.0, 1.0));
                 out.push(Segment {
                     name,
