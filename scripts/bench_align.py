@@ -4,7 +4,7 @@
 Renders the paragraph with the joe voice (the synth path), then lip-syncs that audio with
 `avatar-render --audio`, with its transcript (forced alignment) and without (recognition).
 Prints, per path, the median over runs of: processing time (render.json's
-processing_time_ms: decode, alignment, cues, eyes; no process start or model load), its
+processing_time_ms: alignment, cues, eyes; no decoding, process start or model load), its
 real-time factor (target <= 0.05 with a transcript), the whole command's wall time, and the
 process's peak RSS (target < 150 MB for the align path).
 

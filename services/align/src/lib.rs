@@ -44,8 +44,6 @@ pub use timeline::ONSET_SHIFT_MS;
 pub const MODEL_SAMPLE_RATE: u32 = 16_000;
 /// pocketsphinx's frame rate (10 ms frames).
 const FRAMES_PER_SECOND: u32 = 100;
-/// The probability of a pause between two words in forced alignment (see [`Aligner`]).
-const SILENCE_PROBABILITY: f64 = 0.005;
 /// The espeak-ng voice that pronounces words cmudict lacks (the acoustic model is US English).
 const ESPEAK_VOICE: &str = "en-us";
 
@@ -70,11 +68,7 @@ impl AlignerConfig {
 
     pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let runtime = tts::RuntimePaths::from_vars(&lookup);
-        let dir = runtime
-            .espeak_lib
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let dir = tts::runtime_dir(&lookup);
         let var = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         Self {
             library: var("POCKETSPHINX_LIB").unwrap_or_else(|| dir.join("libpocketsphinx.so")),
@@ -227,11 +221,6 @@ impl Aligner {
         match &lm_path {
             Some(lm) => settings.push(("lm", Setting::Str(lm))),
             None => settings.push(("lm", Setting::Null)),
-        }
-        if kind != Kind::Recognizer {
-            // Pauses between words are likelier in read and spoken text than in the
-            // recogniser's default (0.005): a pause the search skips keeps the mouth open.
-            settings.push(("silprob", Setting::Float(SILENCE_PROBABILITY)));
         }
         if kind == Kind::WideAligner {
             for beam in ["beam", "pbeam", "wbeam"] {
@@ -715,4 +704,46 @@ fn align_word(decoder: &mut Decoder, pcm: &[i16], token: &str) -> Option<Vec<(St
     let words = decoder.alignment();
     let word = words.iter().find(|w| !is_filler(&w.name))?;
     Some(phone_frames(&word.children))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_is_found_under_the_runtime_directory_or_where_the_variables_say() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        // espeak-ng elsewhere does not move pocketsphinx.
+        let c = AlignerConfig::from_vars(vars(&[
+            ("RUNTIME_DIR", "/rt"),
+            ("ESPEAK_NG_LIB", "/x/e.so"),
+        ]));
+        assert_eq!(c.library, PathBuf::from("/rt/libpocketsphinx.so"));
+        assert_eq!(c.model, PathBuf::from("/rt/pocketsphinx-model"));
+        assert_eq!(
+            c.acoustic_model(),
+            PathBuf::from("/rt/pocketsphinx-model/en-us/en-us")
+        );
+        let c = AlignerConfig::from_vars(vars(&[
+            ("HOME", "/home/u"),
+            ("POCKETSPHINX_LIB", "/opt/ps.so"),
+            ("POCKETSPHINX_MODEL", "/opt/model"),
+        ]));
+        assert_eq!(c.library, PathBuf::from("/opt/ps.so"));
+        assert_eq!(
+            c.dictionary(),
+            PathBuf::from("/opt/model/en-us/cmudict-en-us.dict")
+        );
+        assert_eq!(
+            c.runtime.espeak_lib,
+            PathBuf::from("/home/u/.cache/avatar-pipeline/runtime/libespeak-ng.so")
+        );
+    }
 }

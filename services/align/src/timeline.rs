@@ -95,12 +95,19 @@ pub(crate) fn build(
     let mut spoken_sentences: Vec<SpokenText> = Vec::new();
     let mut current: Option<usize> = None;
     for (i, word) in words.iter().enumerate() {
-        let phones: Vec<(&'static [char], u64, u64)> = word
+        let phones: Vec<(&str, &'static [char], u64, u64)> = word
             .phones
             .iter()
-            .filter_map(|(name, s, e)| Some((arpabet::to_ipa(name)?, b.sample(*s), b.sample(*e))))
+            .filter_map(|(name, s, e)| {
+                Some((
+                    name.as_str(),
+                    arpabet::to_ipa(name)?,
+                    b.sample(*s),
+                    b.sample(*e),
+                ))
+            })
             .collect();
-        let Some(&(_, first_start, _)) = phones.first() else {
+        let Some(&(_, _, first_start, _)) = phones.first() else {
             continue;
         };
         let new_sentence = current != Some(word.sentence);
@@ -137,8 +144,8 @@ pub(crate) fn build(
             MAX_FINAL_CONSONANT_MS * b.rate / 1000,
             FINAL_CONSONANT_KEEP_MS * b.rate / 1000,
         );
-        for (k, (ipa, start, mut end)) in phones.into_iter().enumerate() {
-            if k == last && end - start > max_final && !is_vowel(ipa[0]) {
+        for (k, (name, ipa, start, mut end)) in phones.into_iter().enumerate() {
+            if k == last && end - start > max_final && !arpabet::is_vowel(name) {
                 end = start + keep;
             }
             // A diphthong or affricate is heard as its parts in turn.
@@ -180,13 +187,6 @@ pub(crate) fn build(
         words: spoken_words,
         spoken_sentences,
     }
-}
-
-fn is_vowel(c: char) -> bool {
-    matches!(
-        c,
-        'ɑ' | 'æ' | 'ʌ' | 'ɔ' | 'a' | 'ɛ' | 'ɚ' | 'e' | 'ɪ' | 'i' | 'o' | 'ʊ' | 'u'
-    )
 }
 
 fn close_sentence(b: &mut Builder, spans: &mut [SentenceSpan], spoken: &mut [SpokenText]) {

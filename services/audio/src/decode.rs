@@ -282,18 +282,7 @@ fn decode_symphonia(
         .map_err(|_| DecodeError::UnsupportedCodec(codec_name.clone()))?;
     let mut mono: Option<Mono> = None;
     let mut interleaved: Option<SampleBuffer<f32>> = None;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break;
-            }
-            Err(SymphoniaError::ResetRequired) => break,
-            Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
-        };
-        if packet.track_id() != track.id {
-            continue;
-        }
+    while let Some(packet) = next_packet(&mut *format, track.id)? {
         let buffer = match decoder.decode(&packet) {
             Ok(b) => b,
             // A damaged packet: skip it, as players do.
@@ -326,6 +315,24 @@ fn decode_symphonia(
     Ok(mono.finish(&codec_name))
 }
 
+/// The next packet of `track_id`, `None` at the end of the file.
+fn next_packet(
+    format: &mut dyn symphonia::core::formats::FormatReader,
+    track_id: u32,
+) -> Result<Option<symphonia::core::formats::Packet>, DecodeError> {
+    loop {
+        match format.next_packet() {
+            Ok(p) if p.track_id() == track_id => return Ok(Some(p)),
+            Ok(_) => {}
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(None);
+            }
+            Err(SymphoniaError::ResetRequired) => return Ok(None),
+            Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
+        }
+    }
+}
+
 /// Opus packets from a container symphonia reads (WebM/Matroska), decoded with libopus; the
 /// codec delay the container declares is dropped.
 fn decode_opus_packets(
@@ -349,18 +356,7 @@ fn decode_opus_packets(
         opus::Decoder::new(OPUS_SAMPLE_RATE, opus_channels).map_err(|e| corrupt(&e))?;
     let mut mono = Mono::new(OPUS_SAMPLE_RATE, channels, max_ms);
     let mut buf = vec![0f32; 5760 * channels];
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break;
-            }
-            Err(SymphoniaError::ResetRequired) => break,
-            Err(e) => return Err(corrupt(&e)),
-        };
-        if packet.track_id() != track_id {
-            continue;
-        }
+    while let Some(packet) = next_packet(format, track_id)? {
         let n = match decoder.decode_float(&packet.data, &mut buf, false) {
             Ok(n) => n,
             Err(_) => continue,

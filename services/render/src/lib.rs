@@ -183,18 +183,28 @@ pub enum RecordingError {
     Align(AlignError),
 }
 
-/// Checks an uploaded recording and its transcript against the limits, and decodes it.
-/// Errors name the field: `audio` (too large, not audio, an unsupported codec, too long,
-/// silent) or `transcript` (too long, or given but empty).
+/// Checks an uploaded recording and what is known of its words against the limits, and
+/// decodes it. Errors name the field: `audio` (too large, not audio, an unsupported codec, too
+/// long, silent), `transcript` (too long, or given but empty) or `timings` (their text too
+/// long).
 pub fn decode_recording(
     bytes: &[u8],
     hint: Option<&str>,
-    transcript: Option<&str>,
+    words: Words,
 ) -> Result<avatar_audio::DecodedAudio, RecordingError> {
     let invalid = |field: &str, message: String| {
         RecordingError::Invalid(vec![FieldError::new(field, message)])
     };
-    if let Some(t) = transcript {
+    if let Words::Timed(t) = words {
+        let chars = t.text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(invalid(
+                "timings",
+                format!("hold {chars} characters of text; at most {MAX_TEXT_CHARS} are allowed"),
+            ));
+        }
+    }
+    if let Words::Transcript(t) = words {
         let chars = t.chars().count();
         if chars > MAX_TEXT_CHARS {
             return Err(invalid(
@@ -246,14 +256,15 @@ pub enum Words<'a> {
     Timed(&'a avatar_align::ExternalTimings),
 }
 
-/// Lip-sync of a recording (`bytes`, a whole audio file; `hint` its MIME type or extension),
-/// force-aligned to its transcript, taken from the engine's own timings, or recognised (see
-/// [`Words`]). The same stages as a text render make the cues, eye events and marks from the
-/// timeline. `audio_url` gives the URL of the stored recording by render id.
+/// Lip-sync of a recording (`bytes`, the whole file, as [`decode_recording`] decoded it into
+/// `audio`), force-aligned to its transcript, taken from the engine's own timings, or
+/// recognised (see [`Words`]). The same stages as a text render make the cues, eye events and
+/// marks from the timeline. `audio_url` gives the URL of the stored recording by render id.
+/// `processing_time_ms` is the alignment, cues and eye events (not the decoding).
 pub fn lipsync_recording(
     aligner: &Aligner,
     bytes: &[u8],
-    hint: Option<&str>,
+    audio: &avatar_audio::DecodedAudio,
     words: Words,
     viseme_set: VisemeSet,
     audio_url: impl FnOnce(&str) -> String,
@@ -263,7 +274,6 @@ pub fn lipsync_recording(
         Words::Transcript(t) => Some(t),
         _ => None,
     };
-    let audio = decode_recording(bytes, hint, transcript)?;
     let key = match words {
         Words::Unknown => String::new(),
         Words::Transcript(t) => t.to_owned(),
@@ -272,7 +282,7 @@ pub fn lipsync_recording(
     let id = recording_id(bytes, &key, viseme_set);
     let aligned = match words {
         Words::Timed(t) => aligner.from_timings(audio.sample_rate, audio.samples.len() as u64, t),
-        _ => aligner.align(&audio, transcript),
+        _ => aligner.align(audio, transcript),
     };
     let alignment = aligned.map_err(|e| match e {
         AlignError::NoWords => {

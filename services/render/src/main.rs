@@ -266,26 +266,22 @@ fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
         (None, None) => avatar_render::Words::Unknown,
     };
     // Bad input is reported before the aligner loads.
-    avatar_render::decode_recording(&bytes, extension.as_deref(), transcript.as_deref())
+    let audio = avatar_render::decode_recording(&bytes, extension.as_deref(), words)
         .map_err(|e| Failure::Usage(e.to_string()))?;
     let aligner = avatar_align::Aligner::load(&avatar_align::AlignerConfig::from_env())
         .map_err(|e| Failure::Render(e.to_string()))?;
     let file = format!("audio.{}", extension.as_deref().unwrap_or("bin"));
-    let done = avatar_render::lipsync_recording(
-        &aligner,
-        &bytes,
-        extension.as_deref(),
-        words,
-        viseme_set,
-        |_| match &args.audio_base_url {
-            Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
-            None => file.clone(),
-        },
-    )
-    .map_err(|e| match e {
-        avatar_render::RecordingError::Invalid(_) => Failure::Usage(e.to_string()),
-        e => Failure::Render(e.to_string()),
-    })?;
+    let done =
+        avatar_render::lipsync_recording(&aligner, &bytes, &audio, words, viseme_set, |_| {
+            match &args.audio_base_url {
+                Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
+                None => file.clone(),
+            }
+        })
+        .map_err(|e| match e {
+            avatar_render::RecordingError::Invalid(_) => Failure::Usage(e.to_string()),
+            e => Failure::Render(e.to_string()),
+        })?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Failure::Render(format!("cannot create {}: {e}", args.out.display())))?;
     let write = |name: &str, bytes: &[u8]| {
@@ -304,7 +300,6 @@ fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
     )?;
     if args.subtitles {
         let text = transcript.as_deref().unwrap_or(&done.text);
-        // (with --timings, the marks index the engine's text, which render.json carries)
         let vtt = avatar_domain::subtitles::webvtt(text, &result.words, &result.sentences);
         write("subtitles.vtt", vtt.as_bytes())?;
     }

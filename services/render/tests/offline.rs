@@ -410,25 +410,22 @@ fn a_voice_file_that_is_not_a_model_is_named() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Our own speech of `text` as a WAV file under `dir`: the render and its directory.
+fn speak_wav(dir: &Path, text: &str) -> (RenderResult, std::path::PathBuf) {
+    let spoken = dir.join("spoken");
+    let out = spoken.to_str().unwrap();
+    let result = render_ok(&["--text", text, "--format", "wav", "--out", out], None);
+    (result, spoken)
+}
+
 /// `--audio`: a recording in (here our own speech, written as WAV and as MP3 by ffmpeg, an
 /// independent encoder), force-aligned to its transcript; the same result shape out, words
 /// marked aligned, the marks located in the transcript as given.
 #[test]
 fn lipsyncs_a_recording_with_and_without_its_transcript() {
     let dir = tempfile::tempdir().unwrap();
-    let spoken = dir.path().join("spoken");
     let text = "My mother baked a batch of maple muffins, and Bob put them in a basket.";
-    let synthesized = render_ok(
-        &[
-            "--text",
-            text,
-            "--format",
-            "wav",
-            "--out",
-            spoken.to_str().unwrap(),
-        ],
-        None,
-    );
+    let (synthesized, spoken) = speak_wav(dir.path(), text);
     let wav = spoken.join("audio.wav");
     let mp3 = dir.path().join("speech.mp3");
     let status = Command::new("ffmpeg")
@@ -540,6 +537,15 @@ fn a_bad_recording_is_refused_with_the_field_named() {
     )
     .unwrap();
     let missing = dir.path().join("missing.wav");
+    // Timings whose words hold more text than the contract's 5000 characters.
+    let long = dir.path().join("long.json");
+    let words: Vec<serde_json::Value> = (0..1000)
+        .map(|i| serde_json::json!({"word": "words", "start": i as f64, "end": i as f64 + 0.5}))
+        .collect();
+    std::fs::write(&long, serde_json::json!({ "words": words }).to_string()).unwrap();
+    let tone = dir.path().join("tone.wav");
+    let samples: Vec<f32> = (0..16_000).map(|i| 0.3 * (i as f32 * 0.1).sin()).collect();
+    std::fs::write(&tone, avatar_audio::encode_wav(&samples, 16_000)).unwrap();
     for (args, field) in [
         (vec!["--audio", not_audio.to_str().unwrap()], "audio"),
         (vec!["--audio", silent.to_str().unwrap()], "silent"),
@@ -547,6 +553,15 @@ fn a_bad_recording_is_refused_with_the_field_named() {
         (
             vec!["--audio", silent.to_str().unwrap(), "--transcript", "  "],
             "transcript",
+        ),
+        (
+            vec![
+                "--audio",
+                tone.to_str().unwrap(),
+                "--timings",
+                long.to_str().unwrap(),
+            ],
+            "timings",
         ),
     ] {
         refused(&args, field);
@@ -559,19 +574,8 @@ fn a_bad_recording_is_refused_with_the_field_named() {
 #[test]
 fn takes_another_engines_word_timings_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
-    let spoken = dir.path().join("spoken");
     let text = "Maybe the amber plums will be ripe by Monday.";
-    let synthesized = render_ok(
-        &[
-            "--text",
-            text,
-            "--format",
-            "wav",
-            "--out",
-            spoken.to_str().unwrap(),
-        ],
-        None,
-    );
+    let (synthesized, spoken) = speak_wav(dir.path(), text);
     let words: Vec<serde_json::Value> = synthesized
         .words
         .iter()

@@ -21,6 +21,6 @@ pub use avatar_audio as audio;
 pub use avatar_audio::{AudioFormat, EncodedAudio};
 pub use avatar_domain::VoiceInfo;
 pub use error::TtsError;
-pub use runtime::RuntimePaths;
+pub use runtime::{RuntimePaths, runtime_dir};
 pub use synth::{MAX_CHUNK_PHONEMES, Synthesis, synthesize, synthesize_encoded, synthesize_with};
 pub use voice::{Voice, VoiceStore};

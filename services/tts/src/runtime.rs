@@ -31,16 +31,22 @@ impl RuntimePaths {
     /// [`RuntimePaths::from_env`] with the variables from `lookup`.
     pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let var = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let dir = var("RUNTIME_DIR").unwrap_or_else(|| {
-            var("HOME")
-                .unwrap_or_else(|| PathBuf::from("/"))
-                .join(".cache/avatar-pipeline/runtime")
-        });
-        let defaults = Self::in_dir(dir);
+        let defaults = Self::in_dir(runtime_dir(&lookup));
         Self {
             onnxruntime: var("ORT_DYLIB_PATH").unwrap_or(defaults.onnxruntime),
             espeak_lib: var("ESPEAK_NG_LIB").unwrap_or(defaults.espeak_lib),
             espeak_data: var("ESPEAK_NG_DATA").unwrap_or(defaults.espeak_data),
         }
     }
+}
+
+/// The directory `scripts/setup_runtime.sh` installs the native runtime into: `RUNTIME_DIR`,
+/// by default `~/.cache/avatar-pipeline/runtime`, with the variables from `lookup`.
+pub fn runtime_dir(lookup: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let var = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("RUNTIME_DIR").unwrap_or_else(|| {
+        var("HOME")
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(".cache/avatar-pipeline/runtime")
+    })
 }
