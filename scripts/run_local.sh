@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run`: starts nats-server (JetStream) and the four services as separate processes with
+# `make run`: starts nats-server (JetStream) and the five services as separate processes with
 # the local audio store, and keeps them running: a service that exits or is killed (a crash,
 # an OOM kill) is started again with back-off (1 s, 2 s, 4 s ... 30 s; back to 1 s after a
 # minute of running) and a log line, while the others keep working. The URL is printed once
@@ -7,7 +7,7 @@
 # everything.
 #
 # Environment: PORT (gateway, default 8080), NATS_PORT (default 4222), METRICS_PORT_BASE (the
-# workers' metrics ports: tts, lipsync, eyes from there on; default 9101; 0: any free port),
+# workers' metrics ports: tts, lipsync, eyes, align from there on; default 9101; 0: any free port),
 # DATA_DIR (default ./data), VOICES_DIR, BIN_DIR (the built binaries), and any service setting
 # (README).
 # DATA_DIR/run/<service>.pid holds each service's current PID.
@@ -77,6 +77,7 @@ metrics_port() { [ "$base" = 0 ] && echo 0 || echo $((base + $1)); }
 METRICS_PORT=$(metrics_port 0) supervise tts "$BIN_DIR/avatar-tts"
 METRICS_PORT=$(metrics_port 1) supervise lipsync "$BIN_DIR/avatar-lipsync"
 METRICS_PORT=$(metrics_port 2) supervise eyes "$BIN_DIR/avatar-eyes"
+METRICS_PORT=$(metrics_port 3) supervise align "$BIN_DIR/avatar-align"
 supervise gateway "$BIN_DIR/avatar-gateway"
 
 ready=0
@@ -93,6 +94,8 @@ if [ "$ready" = 1 ]; then
 The avatar pipeline is ready: http://localhost:$PORT/
   curl -s -X POST http://localhost:$PORT/v1/avatar/render -H 'Content-Type: application/json' \\
        -d '{"text": "Hello, I am a talking avatar!"}'
+  curl -s -X POST 'http://localhost:$PORT/v1/avatar/lipsync?transcript=What+it+says' \\
+       -H 'Content-Type: audio/wav' --data-binary @your-recording.wav
 Logs in $DATA_DIR/logs. Press Ctrl-C to stop.
 MSG
 else

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! Aligner::load(&AlignerConfig::from_env())?        once per process
-//! avatar_audio::decode(bytes, hint, max_ms)?        -> DecodedAudio (any rate, mono)
-//! aligner.align(&audio, Some(transcript))?          -> Alignment { timeline, text, .. }
+//! avatar_audio::decode_recording(bytes, hint)?      -> DecodedAudio (any rate, mono)
+//! aligner.align_recording(&audio, &spec.words)?     -> Alignment { timeline, text, .. }
 //! lipsync::mouth_cues(&alignment.timeline, set)     as for synthesised speech
 //! ```
 //!
@@ -23,7 +23,6 @@
 //! alignment of what was recognised: best effort, every word marked `aligned: false`.
 
 pub mod arpabet;
-mod external;
 mod ffi;
 mod timeline;
 
@@ -32,12 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use avatar_audio::DecodedAudio;
-use avatar_domain::PhonemeTimeline;
 use avatar_domain::request::normalize_text;
+use avatar_domain::{PhonemeTimeline, Words};
 use ffi::{Api, Decoder, Segment, Setting};
 use tts::espeak::{Phonemized, Phonemizer};
 
-pub use external::{ExternalTimings, TimingsError, WordTime};
+pub use avatar_domain::timings::{ExternalTimings, TimingsError, WordTime};
 pub use timeline::ONSET_SHIFT_MS;
 
 /// The aligner's sample rate: the acoustic model's.
@@ -263,6 +262,20 @@ impl Aligner {
         Ok(out)
     }
 
+    /// The timeline of a recording from what is known of its words: force-aligned to a
+    /// transcript, laid out in another engine's timings, or recognised.
+    pub fn align_recording(
+        &self,
+        audio: &DecodedAudio,
+        words: &Words,
+    ) -> Result<Alignment, AlignError> {
+        match words {
+            Words::Unknown => self.align(audio, None),
+            Words::Transcript(t) => self.align(audio, Some(t)),
+            Words::Timed(t) => self.from_timings(audio.sample_rate, audio.samples.len() as u64, t),
+        }
+    }
+
     /// The timeline of `audio`, from a forced alignment of `transcript` when there is one.
     pub fn align(
         &self,
@@ -313,6 +326,7 @@ impl Aligner {
             audio.samples.len() as u64,
             &words,
             &sentences,
+            FRAMES_PER_SECOND,
             ONSET_SHIFT_MS,
         );
         Ok(Alignment {
@@ -348,7 +362,8 @@ impl Aligner {
                 _ => groups.push((w, start, end, vec![i])),
             }
         }
-        let frame = |ms: f64| (ms / 1000.0 * f64::from(FRAMES_PER_SECOND)).round() as u32;
+        // Boundaries in milliseconds: the engine's times are kept as they are.
+        let frame = |ms: f64| ms.round() as u32;
         let mut words = Vec::new();
         for (_, start, end, members) in groups {
             let phones: Vec<Vec<String>> = members
@@ -386,7 +401,7 @@ impl Aligner {
             .iter()
             .map(|s| s.text.clone())
             .collect();
-        let timeline = timeline::build(rate, total, &words, &sentences, 0);
+        let timeline = timeline::build(rate, total, &words, &sentences, 1000, 0);
         Ok(Alignment {
             forced: !timeline.words.is_empty(),
             timeline,

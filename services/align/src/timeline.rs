@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use avatar_domain::{PhonemeTimeline, SentenceSpan, SpokenText, TimedPhoneme};
 
-use crate::{FRAMES_PER_SECOND, TimedWord, WordSource, arpabet};
+use crate::{TimedWord, WordSource, arpabet};
 
 /// The aligner places phone onsets early: 10-35 ms against the synthesiser's own timeline
 /// and espeak-ng's phoneme events (`../shared/reference/own-audio`, measured again by
@@ -23,6 +23,8 @@ const SILENCE: &str = "_";
 
 struct Builder {
     rate: u64,
+    /// The unit of the words' phone boundaries: the aligner's 10 ms frames, or milliseconds.
+    frames_per_second: u64,
     total: u64,
     shift: u64,
     phonemes: Vec<TimedPhoneme>,
@@ -34,7 +36,7 @@ impl Builder {
         if frame == 0 {
             return 0;
         }
-        (u64::from(frame) * self.rate / u64::from(FRAMES_PER_SECOND) + self.shift).min(self.total)
+        (u64::from(frame) * self.rate / self.frames_per_second + self.shift).min(self.total)
     }
 
     fn cursor(&self) -> u64 {
@@ -74,18 +76,21 @@ impl Builder {
     }
 }
 
-/// The timeline of `words` (in order) in audio of `total` samples at `rate` Hz. `sentences`
-/// are the text's sentences; each word names its own. Every boundary but 0 moves `shift_ms`
-/// later ([`ONSET_SHIFT_MS`] for the aligner's, 0 for timings given by the engine itself).
+/// The timeline of `words` (in order) in audio of `total` samples at `rate` Hz, their phone
+/// boundaries counted in frames of `1 / frames_per_second` s. `sentences` are the text's
+/// sentences; each word names its own. Every boundary but 0 moves `shift_ms` later
+/// ([`ONSET_SHIFT_MS`] for the aligner's, 0 for timings given by the engine itself).
 pub(crate) fn build(
     rate: u32,
     total: u64,
     words: &[TimedWord],
     sentences: &[Range<usize>],
+    frames_per_second: u32,
     shift_ms: u64,
 ) -> PhonemeTimeline {
     let mut b = Builder {
         rate: u64::from(rate),
+        frames_per_second: u64::from(frames_per_second.max(1)),
         total,
         shift: shift_ms * u64::from(rate) / 1000,
         phonemes: Vec::new(),
@@ -205,6 +210,7 @@ fn close_sentence(b: &mut Builder, spans: &mut [SentenceSpan], spoken: &mut [Spo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FRAMES_PER_SECOND;
 
     fn word(text: Range<usize>, sentence: usize, phones: &[(&str, u32, u32)]) -> TimedWord {
         TimedWord {
@@ -226,7 +232,14 @@ mod tests {
             word(3..7, 0, &[("AY", 40, 60)]),
             word(8..11, 1, &[("B", 80, 85), ("AA", 85, 95), ("B", 95, 100)]),
         ];
-        let t = build(16_000, 16_000, &words, &[0..7, 8..11], ONSET_SHIFT_MS);
+        let t = build(
+            16_000,
+            16_000,
+            &words,
+            &[0..7, 8..11],
+            FRAMES_PER_SECOND,
+            ONSET_SHIFT_MS,
+        );
         t.check().expect("a tiled timeline");
         let symbols: String = t.phonemes.iter().map(|p| p.phoneme.as_str()).collect();
         assert_eq!(symbols, "_^maɪ aɪ$_^bɑb$");
@@ -249,7 +262,14 @@ mod tests {
         recognised.source = WordSource::Recognized { confidence: 0.5 };
         let words = [recognised, word(4..5, 0, &[("XX", 30, 40)])];
         let sentences: Vec<Range<usize>> = std::iter::once(0..5).collect();
-        let t = build(22_050, 22_050, &words, &sentences, ONSET_SHIFT_MS);
+        let t = build(
+            22_050,
+            22_050,
+            &words,
+            &sentences,
+            FRAMES_PER_SECOND,
+            ONSET_SHIFT_MS,
+        );
         t.check().unwrap();
         assert_eq!(t.words.len(), 1);
         assert_eq!(t.words[0].confidence, Some(0.5));

@@ -1,5 +1,6 @@
 //! Audio files: speech encoded as a file a browser plays (Ogg Opus, RFC 7845, by default, WAV
-//! as the fallback), files users bring decoded to mono samples ([`decode`]), and resampling
+//! as the fallback), files users bring decoded to mono samples ([`decode`]) and checked against the contract's
+//! limits ([`decode_recording`]), and resampling
 //! between any two rates ([`resample`]).
 //!
 //! Opus only runs at 48 kHz, so the synthesiser's 22 050 Hz PCM is resampled first (rubato,
@@ -139,10 +140,12 @@ fn to_i16(s: f32) -> i16 {
 
 mod decode;
 mod ogg_opus;
+pub mod recording;
 mod resample;
 #[cfg(test)]
 mod tests;
 
 pub use decode::{DecodeError, DecodedAudio, SILENCE_DBFS, decode};
 pub use ogg_opus::{OggOpusEncoder, encode_ogg_opus};
+pub use recording::{Container, decode_recording};
 pub use resample::{StreamResampler, resample, resample_to_opus_rate, resampled_len};

@@ -31,15 +31,23 @@ pub fn render_id(spec: &RenderSpec) -> String {
 }
 
 /// The render id of lip-sync for a recording: hex SHA-256 of the pipeline version, a marker
-/// that keeps it apart from text renders, the viseme set, the normalised transcript (empty
-/// without one) and the audio file's bytes.
-pub fn recording_id(audio: &[u8], transcript: &str, viseme_set: crate::VisemeSet) -> String {
+/// that keeps it apart from text renders, the viseme set, what is known of the words (the
+/// normalised transcript, or the timings) and the audio file's bytes.
+pub fn recording_id(audio: &[u8], spec: &crate::RecordingSpec) -> String {
+    let words = match &spec.words {
+        crate::Words::Unknown => String::new(),
+        crate::Words::Transcript(t) => t.clone(),
+        crate::Words::Timed(t) => format!(
+            "\u{1}timings\u{1}{}",
+            serde_json::to_string(t).expect("timings serialise")
+        ),
+    };
     let mut hasher = Sha256::new();
     for part in [
         PIPELINE_VERSION.as_bytes(),
         b"recording",
-        viseme_set.as_str().as_bytes(),
-        crate::normalize_text(transcript).as_bytes(),
+        spec.viseme_set.as_str().as_bytes(),
+        words.as_bytes(),
     ] {
         hasher.update(part);
         hasher.update([0u8]);
@@ -74,17 +82,36 @@ mod tests {
     }
 
     #[test]
-    fn a_recording_id_depends_on_audio_transcript_and_set() {
-        let base = recording_id(b"RIFF1", "Hi there.", VisemeSet::Basic);
+    fn a_recording_id_depends_on_audio_words_and_set() {
+        let spec = |transcript: Option<&str>, timings: Option<&str>, set| {
+            crate::RecordingRequest {
+                transcript: transcript.map(str::to_owned),
+                timings: timings.map(str::to_owned),
+                viseme_set: Some(set),
+            }
+            .validate()
+            .unwrap()
+        };
+        let hi = spec(Some("Hi there."), None, VisemeSet::Basic);
+        let base = recording_id(b"RIFF1", &hi);
         assert!(is_render_id(&base));
-        assert_eq!(
-            base,
-            recording_id(b"RIFF1", " Hi there.\r\n", VisemeSet::Basic)
+        let sent = spec(Some(" Hi there.\r\n"), None, VisemeSet::Basic);
+        assert_eq!(base, recording_id(b"RIFF1", &sent));
+        assert_ne!(base, recording_id(b"RIFF2", &hi));
+        let other = spec(Some("Hi there!"), None, VisemeSet::Basic);
+        assert_ne!(base, recording_id(b"RIFF1", &other));
+        let oculus = spec(Some("Hi there."), None, VisemeSet::Oculus);
+        assert_ne!(base, recording_id(b"RIFF1", &oculus));
+        let unknown = spec(None, None, VisemeSet::Basic);
+        assert_ne!(base, recording_id(b"RIFF1", &unknown));
+        let words = r#"{"words": [{"word": "Hi", "start": 0, "end": 0.2}]}"#;
+        let timed = recording_id(b"RIFF1", &spec(None, Some(words), VisemeSet::Basic));
+        let later = words.replace("0.2", "0.3");
+        assert_ne!(
+            timed,
+            recording_id(b"RIFF1", &spec(None, Some(&later), VisemeSet::Basic))
         );
-        assert_ne!(base, recording_id(b"RIFF2", "Hi there.", VisemeSet::Basic));
-        assert_ne!(base, recording_id(b"RIFF1", "Hi there!", VisemeSet::Basic));
-        assert_ne!(base, recording_id(b"RIFF1", "Hi there.", VisemeSet::Oculus));
-        assert_ne!(base, recording_id(b"RIFF1", "", VisemeSet::Basic));
+        assert_ne!(timed, recording_id(b"RIFF1", &unknown));
     }
 
     #[test]

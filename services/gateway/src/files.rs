@@ -1,7 +1,7 @@
 //! `GET /audio/{file}` and `GET /results/{file}`: a render's audio, and the full result
 //! JSON the controller stores for custom resources, from the object store (local or S3)
 //! through the gateway. One code path for both backends, so a browser fetches audio from the API's own
-//! origin whatever the storage; files are immutable (named by render id and synthesis run)
+//! origin whatever the storage; files are immutable (named by render id and synthesis run, or an upload's render id)
 //! and cached for a year. Single byte ranges are honoured, as `<audio>` seeking needs.
 
 use axum::extract::{Path, State};
@@ -22,7 +22,7 @@ use crate::state::App;
     operation_id = "serve",
     params(("file" = String, Path, description = "The file name from a render's audio_url")),
     responses(
-        (status = 200, description = "The audio (audio/ogg or audio/wav)"),
+        (status = 200, description = "The audio: audio/ogg or audio/wav, or an uploaded recording as its own kind (audio/mpeg, audio/flac, ...)"),
         (status = 206, description = "The requested byte range"),
         (status = 404, description = "No such file", body = ErrorBody),
         (status = 416, description = "The range is outside the file", body = ErrorBody),
@@ -33,13 +33,13 @@ pub async fn serve_audio(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !is_audio_file_name(&file) {
+    // Synthesised audio is Ogg or WAV; an uploaded recording is served as the kind it is.
+    let content_type = file
+        .rsplit_once('.')
+        .and_then(|(_, extension)| avatar_audio::Container::from_extension(extension))
+        .map(avatar_audio::Container::mime);
+    let Some(content_type) = content_type.filter(|_| is_audio_file_name(&file)) else {
         return Err(not_found(&file));
-    }
-    let content_type = if file.ends_with(".wav") {
-        "audio/wav"
-    } else {
-        "audio/ogg"
     };
     serve_object(&app, &audio_key(&file), content_type, &file, &headers).await
 }

@@ -9,6 +9,7 @@ mod files;
 mod limits;
 mod openapi;
 mod parse;
+mod recordings;
 mod renders;
 mod responses;
 mod routes;

@@ -16,12 +16,14 @@ use crate::responses::{
 #[openapi(
     info(
         title = "Avatar pipeline API",
-        description = "Text to speech audio (Ogg/Opus), lip-sync mouth cues and eye events for 2-D avatars.",
+        description = "Text to speech audio (Ogg/Opus), lip-sync mouth cues and eye events for 2-D avatars; lip-sync of recordings (a person, or another TTS engine), with or without a transcript.",
         license(name = "GPL-3.0-or-later")
     ),
     paths(
         crate::renders::render_sync,
         crate::renders::render_async,
+        crate::recordings::lipsync_sync,
+        crate::recordings::lipsync_async,
         crate::renders::poll,
         crate::renders::subtitles,
         crate::stream::stream_ws,
@@ -37,6 +39,7 @@ use crate::responses::{
     components(schemas(
         RenderRequest,
         RenderResult,
+        crate::recordings::LipsyncForm,
         AcceptedResponse,
         FailedResponse,
         ErrorBody,

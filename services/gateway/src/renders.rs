@@ -173,11 +173,9 @@ pub async fn subtitles(
     match record.status {
         RenderStatus::Completed => {
             let result = app.completed_result(&record).await?;
-            let vtt = avatar_domain::subtitles::webvtt(
-                &record.spec.text,
-                &result.words,
-                &result.sentences,
-            );
+            // A recording's words may have been recognised: its marks index the transcript.
+            let text = result.transcript.as_deref().unwrap_or(&record.spec.text);
+            let vtt = avatar_domain::subtitles::webvtt(text, &result.words, &result.sentences);
             Ok(([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], vtt).into_response())
         }
         RenderStatus::Failed => Err(not_completed(

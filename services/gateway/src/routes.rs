@@ -3,13 +3,14 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
+use crate::recordings::{MAX_RECORDING_BODY_BYTES, lipsync_async, lipsync_sync};
 use crate::renders::{poll, render_async, render_sync, subtitles};
 use crate::service::{health, livez, metrics, readyz, voices};
 use crate::state::App;
@@ -21,6 +22,14 @@ pub fn router(app: App) -> Router {
     let router = Router::new()
         .route("/v1/avatar/render", post(render_sync))
         .route("/v1/avatar/render_async", post(render_async))
+        .route(
+            "/v1/avatar/lipsync",
+            post(lipsync_sync).layer(DefaultBodyLimit::max(MAX_RECORDING_BODY_BYTES)),
+        )
+        .route(
+            "/v1/avatar/lipsync_async",
+            post(lipsync_async).layer(DefaultBodyLimit::max(MAX_RECORDING_BODY_BYTES)),
+        )
         .route("/v1/avatar/render/{render_id}", get(poll))
         .route(
             "/v1/avatar/render/{render_id}/subtitles.vtt",

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use avatar_domain::{FieldError, RenderRequest, RenderResult, RenderSpec, RenderStatus};
 use avatar_runtime::jetstream::Pipeline;
 use avatar_runtime::record::RenderRecord;
-use avatar_runtime::submit::{Submitted, submit};
+use avatar_runtime::submit::{Submitted, resubmit, submit};
 use avatar_runtime::telemetry::Metrics;
 use avatar_runtime::voices::{VoiceCheck, VoiceRegistry};
 use avatar_runtime::watcher::RecordWatcher;
@@ -138,18 +138,10 @@ impl AppState {
             .and_then(|v| RenderRecord::from_bytes(&v).ok())
             .ok_or_else(unknown)?;
         if !record.is_final() && avatar_runtime::submit::stale(&record, &self.pipeline) {
-            return Ok(
-                match submit(
-                    &self.pipeline,
-                    record.spec.clone(),
-                    record.sent_text.as_deref(),
-                )
-                .await
-                {
-                    Ok(submitted) => submitted.record().clone(),
-                    Err(_) => record,
-                },
-            );
+            return Ok(match resubmit(&self.pipeline, &record).await {
+                Ok(submitted) => submitted.record().clone(),
+                Err(_) => record,
+            });
         }
         Ok(record)
     }
@@ -163,13 +155,28 @@ impl AppState {
         sent_text: Option<&str>,
         timeout: Duration,
     ) -> Result<Waited, ApiError> {
+        let id = avatar_domain::render_id(&spec);
+        let submission = async {
+            submit(&self.pipeline, spec, sent_text)
+                .await
+                .map_err(|e| ApiError::unavailable(e.to_string()))
+        };
+        self.wait_for_submission(&id, timeout, submission).await
+    }
+
+    /// Waits up to `timeout` for render `id`, which `submission` submits, to end (see
+    /// [`Self::submit_and_wait`]).
+    pub async fn wait_for_submission(
+        &self,
+        id: &str,
+        timeout: Duration,
+        submission: impl Future<Output = Result<Submitted, ApiError>>,
+    ) -> Result<Waited, ApiError> {
         // Following the record from before the submission, the submission's own read or
         // write is the only one needed.
-        let waiter = self.watcher.waiter(&avatar_domain::render_id(&spec));
+        let waiter = self.watcher.waiter(id);
         let started = Instant::now();
-        let submitted = submit(&self.pipeline, spec, sent_text)
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let submitted = submission.await?;
         let submit_time = started.elapsed();
         if let Submitted::Cached(record) = submitted {
             return Ok(Waited {

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use avatar_align::{AlignError, Aligner};
-use avatar_domain::request::{MAX_AUDIO_BYTES, MAX_AUDIO_MS, MAX_TEXT_CHARS};
 use avatar_domain::{
     FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, render_id,
 };
-use avatar_domain::{VisemeSet, normalize_text, recording_id};
+pub use avatar_domain::{RecordingRequest, Words};
+use avatar_domain::{RecordingSpec, recording_id};
 use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceStore};
 
 pub use avatar_domain::voice::CONTRACT_DEFAULT_VOICE;
@@ -176,135 +176,51 @@ pub struct RecordingLipsync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
-    /// The upload or the transcript is at fault; every bad field is listed.
+    /// The upload or what came with it is at fault; every bad field is listed.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
     #[error(transparent)]
     Align(AlignError),
 }
 
-/// Checks an uploaded recording and what is known of its words against the limits, and
-/// decodes it. Errors name the field: `audio` (too large, not audio, an unsupported codec, too
-/// long, silent), `transcript` (too long, or given but empty) or `timings` (their text too
-/// long).
-pub fn decode_recording(
-    bytes: &[u8],
-    hint: Option<&str>,
-    words: Words,
-) -> Result<avatar_audio::DecodedAudio, RecordingError> {
-    let invalid = |field: &str, message: String| {
-        RecordingError::Invalid(vec![FieldError::new(field, message)])
-    };
-    if let Words::Timed(t) = words {
-        let chars = t.text.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(invalid(
-                "timings",
-                format!("hold {chars} characters of text; at most {MAX_TEXT_CHARS} are allowed"),
-            ));
-        }
-    }
-    if let Words::Transcript(t) = words {
-        let chars = t.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(invalid(
-                "transcript",
-                format!("is {chars} characters long; at most {MAX_TEXT_CHARS} are allowed"),
-            ));
-        }
-        if normalize_text(t).is_empty() {
-            return Err(invalid(
-                "transcript",
-                "is empty; leave it out to have the words recognised".into(),
-            ));
-        }
-    }
-    if bytes.is_empty() {
-        return Err(invalid("audio", "is empty".into()));
-    }
-    if bytes.len() > MAX_AUDIO_BYTES {
-        return Err(invalid(
-            "audio",
-            format!(
-                "is {} bytes; at most {MAX_AUDIO_BYTES} are allowed",
-                bytes.len()
-            ),
-        ));
-    }
-    let audio = avatar_audio::decode(bytes, hint, MAX_AUDIO_MS)
-        .map_err(|e| invalid("audio", e.to_string()))?;
-    if audio.is_silent() {
-        return Err(invalid(
-            "audio",
-            format!(
-                "is silent (no 20 ms louder than {} dBFS): nothing to lip-sync",
-                avatar_audio::SILENCE_DBFS
-            ),
-        ));
-    }
-    Ok(audio)
-}
-
-/// What is known of a recording's words.
-#[derive(Debug, Clone, Copy)]
-pub enum Words<'a> {
-    /// Nothing: they are recognised (best effort).
-    Unknown,
-    /// What it says: the words are force-aligned.
-    Transcript(&'a str),
-    /// The engine that spoke it timed them (ElevenLabs, Azure, a word list): taken as they are.
-    Timed(&'a avatar_align::ExternalTimings),
-}
-
-/// Lip-sync of a recording (`bytes`, the whole file, as [`decode_recording`] decoded it into
-/// `audio`), force-aligned to its transcript, taken from the engine's own timings, or
-/// recognised (see [`Words`]). The same stages as a text render make the cues, eye events and
-/// marks from the timeline. `audio_url` gives the URL of the stored recording by render id.
-/// `processing_time_ms` is the alignment, cues and eye events (not the decoding).
+/// Lip-sync of a recording (`bytes`, the whole file, as [`avatar_audio::decode_recording`]
+/// decoded it into `audio`), its words force-aligned to the transcript, taken from the
+/// engine's own timings, or recognised (see [`Words`]). The same stages as a text render make
+/// the cues, eye events and marks from the timeline; the marks index the normalised
+/// transcript (or, without one, the result's `transcript`). `audio_url` gives the URL of the
+/// stored recording by render id. `processing_time_ms` is the alignment, cues and eye events
+/// (not the decoding).
 pub fn lipsync_recording(
     aligner: &Aligner,
     bytes: &[u8],
     audio: &avatar_audio::DecodedAudio,
-    words: Words,
-    viseme_set: VisemeSet,
+    spec: &RecordingSpec,
     audio_url: impl FnOnce(&str) -> String,
 ) -> Result<RecordingLipsync, RecordingError> {
     let started = Instant::now();
-    let transcript = match words {
-        Words::Transcript(t) => Some(t),
-        _ => None,
-    };
-    let key = match words {
-        Words::Unknown => String::new(),
-        Words::Transcript(t) => t.to_owned(),
-        Words::Timed(t) => format!("\u{1}timings\u{1}{}\u{1}{:?}", t.text, t.words),
-    };
-    let id = recording_id(bytes, &key, viseme_set);
-    let aligned = match words {
-        Words::Timed(t) => aligner.from_timings(audio.sample_rate, audio.samples.len() as u64, t),
-        _ => aligner.align(audio, transcript),
-    };
-    let alignment = aligned.map_err(|e| match e {
-        AlignError::NoWords => {
-            RecordingError::Invalid(vec![FieldError::new("transcript", e.to_string())])
-        }
-        e => RecordingError::Align(e),
-    })?;
-    let mouth_cues = lipsync::mouth_cues(&alignment.timeline, viseme_set);
+    let id = recording_id(bytes, spec);
+    let alignment = aligner
+        .align_recording(audio, &spec.words)
+        .map_err(|e| match e {
+            AlignError::NoWords => {
+                RecordingError::Invalid(vec![FieldError::new("transcript", e.to_string())])
+            }
+            e => RecordingError::Align(e),
+        })?;
+    let mouth_cues = lipsync::mouth_cues(&alignment.timeline, spec.viseme_set);
     let eye_events = eyes::eye_events(&alignment.timeline, &id);
     let mut result = RenderResult::completed(
         id.clone(),
         audio_url(&id),
         &alignment.timeline,
         &alignment.text,
-        viseme_set,
+        spec.viseme_set,
         mouth_cues,
         eye_events,
         started.elapsed().as_millis() as u64,
     );
-    match transcript {
-        Some(t) => result.locate_marks_in(t),
-        None => result.transcript = Some(alignment.text.clone()),
+    if spec.transcript().is_none() {
+        result.transcript = Some(alignment.text.clone());
     }
     Ok(RecordingLipsync {
         result,

@@ -233,46 +233,46 @@ fn run(args: Args) -> Result<(), Failure> {
 fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let read = |file: &std::path::Path| {
+        std::fs::read_to_string(file)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))
+    };
     let transcript = match (&args.transcript, &args.transcript_file) {
         (Some(t), _) => Some(t.clone()),
-        (None, Some(file)) => Some(
-            std::fs::read_to_string(file)
-                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?,
-        ),
+        (None, Some(file)) => Some(read(file)?),
         (None, None) => None,
     };
     let viseme_set: VisemeSet = args
         .viseme_set
         .parse()
         .map_err(|e: avatar_domain::FieldError| Failure::Usage(e.to_string()))?;
+    let request = avatar_render::RecordingRequest {
+        transcript: transcript.clone(),
+        timings: args.timings.as_deref().map(read).transpose()?,
+        viseme_set: Some(viseme_set),
+    };
+    let invalid = |errors: Vec<avatar_domain::FieldError>| {
+        Failure::Usage(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    };
+    // Bad input is reported before the aligner loads.
+    let spec = request.validate().map_err(invalid)?;
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let timings = match &args.timings {
-        Some(file) => {
-            let json = std::fs::read(file)
-                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
-            Some(
-                avatar_align::ExternalTimings::parse(&json)
-                    .map_err(|e| Failure::Usage(format!("timings {}: {e}", file.display())))?,
-            )
-        }
-        None => None,
-    };
-    let words = match (&timings, &transcript) {
-        (Some(t), _) => avatar_render::Words::Timed(t),
-        (None, Some(t)) => avatar_render::Words::Transcript(t),
-        (None, None) => avatar_render::Words::Unknown,
-    };
-    // Bad input is reported before the aligner loads.
-    let audio = avatar_render::decode_recording(&bytes, extension.as_deref(), words)
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let (audio, container) = avatar_audio::decode_recording(&bytes, extension.as_deref())
+        .map_err(|e| invalid(vec![e]))?;
     let aligner = avatar_align::Aligner::load(&avatar_align::AlignerConfig::from_env())
         .map_err(|e| Failure::Render(e.to_string()))?;
-    let file = format!("audio.{}", extension.as_deref().unwrap_or("bin"));
-    let done =
-        avatar_render::lipsync_recording(&aligner, &bytes, &audio, words, viseme_set, |_| {
+    let file = format!("audio.{}", container.extension());
+    let mut done =
+        avatar_render::lipsync_recording(&aligner, &bytes, &audio, &spec, |_| {
             match &args.audio_base_url {
                 Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
                 None => file.clone(),
@@ -282,6 +282,10 @@ fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
             avatar_render::RecordingError::Invalid(_) => Failure::Usage(e.to_string()),
             e => Failure::Render(e.to_string()),
         })?;
+    // Marks located in the transcript as given (the file's own line breaks, say).
+    if let Some(t) = &transcript {
+        done.result.locate_marks_in(t);
+    }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Failure::Render(format!("cannot create {}: {e}", args.out.display())))?;
     let write = |name: &str, bytes: &[u8]| {

@@ -25,20 +25,23 @@ pub const VOICES_SEEN_BUCKET: &str = "avatar_voices_seen";
 /// How far apart two publishes of the same job id count as one.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// The three stages, in pipeline order.
+/// The stages, in pipeline order: a text render starts at tts, lip-sync of a recording at
+/// align; both go on to lipsync and eyes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
     Tts,
+    Align,
     Lipsync,
     Eyes,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Tts, Stage::Lipsync, Stage::Eyes];
+    pub const ALL: [Stage; 4] = [Stage::Tts, Stage::Align, Stage::Lipsync, Stage::Eyes];
 
     pub fn name(self) -> &'static str {
         match self {
             Stage::Tts => "tts",
+            Stage::Align => "align",
             Stage::Lipsync => "lipsync",
             Stage::Eyes => "eyes",
         }
@@ -54,10 +57,15 @@ impl Stage {
         self.name()
     }
 
+    /// Whether a render starts here (its job then claims the render record).
+    pub fn is_first(self) -> bool {
+        matches!(self, Stage::Tts | Stage::Align)
+    }
+
     /// The stage after this one, if any.
     pub fn next(self) -> Option<Stage> {
         match self {
-            Stage::Tts => Some(Stage::Lipsync),
+            Stage::Tts | Stage::Align => Some(Stage::Lipsync),
             Stage::Lipsync => Some(Stage::Eyes),
             Stage::Eyes => None,
         }

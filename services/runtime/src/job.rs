@@ -7,7 +7,7 @@ use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::message::PublishMessage;
 
 use crate::jetstream::{Pipeline, Stage};
-use crate::record::{RenderRecord, now_ms};
+use crate::record::{Recording, RenderRecord, now_ms};
 
 /// What a job message carries from stage to stage: the request and, as the stages run, their
 /// outputs. Audio stays in the object store; only its key travels.
@@ -34,9 +34,13 @@ pub struct Job {
     /// The record's `sent_text`, kept through the stages' writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_text: Option<String>,
+    /// The record's recording, for lip-sync of one (the job starts at the align stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Recording>,
 }
 
-/// The tts stage's output: one synthesis run's audio (by key) and its timeline.
+/// The first stage's output: one synthesis run's audio (by key) and its timeline, or an
+/// uploaded recording and its alignment's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Speech {
     /// Names the synthesis run; the audio file and the timeline are both from it.
@@ -47,10 +51,16 @@ pub struct Speech {
     /// Empty in a message whose payload is stored elsewhere (`Job::payload_file`).
     #[serde(default)]
     pub timeline: PhonemeTimeline,
+    /// The text the timeline's words index when it is not the spec's: what was recognised
+    /// in a recording, or the text of another engine's timings. The result reports it as
+    /// its `transcript`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 impl Job {
-    /// The tts job of a record just written at KV `revision`.
+    /// The first job (tts, or align for a recording) of a record just written at KV
+    /// `revision`.
     pub fn from_record(record: &RenderRecord, revision: u64) -> Self {
         Self {
             render_id: record.render_id.clone(),
@@ -62,6 +72,7 @@ impl Job {
             revision: Some(revision),
             payload_file: None,
             sent_text: record.sent_text.clone(),
+            recording: record.recording.clone(),
         }
     }
 
@@ -78,6 +89,7 @@ impl Job {
             result_file: None,
             failure: None,
             sent_text: self.sent_text.clone(),
+            recording: self.recording.clone(),
         }
     }
 

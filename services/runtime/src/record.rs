@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use avatar_domain::{RenderResult, RenderSpec, RenderStatus};
+use avatar_domain::{RecordingSpec, RenderResult, RenderSpec, RenderStatus};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -44,6 +44,21 @@ pub struct RenderRecord {
     /// the word marks located in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_text: Option<String>,
+    /// Lip-sync of this recording rather than speech of `spec.text` (whose voice is then
+    /// empty and whose text is the transcript, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Recording>,
+}
+
+/// An uploaded recording to lip-sync: where it is, and what is known of its words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    /// The file's name in the object store (`audio/<name>`), as uploaded.
+    pub audio_file: String,
+    /// Its `Content-Type` (or file name) as the client sent it: a decoding hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    pub spec: RecordingSpec,
 }
 
 impl RenderRecord {
@@ -68,6 +83,15 @@ impl RenderRecord {
             result_file: None,
             failure: None,
             sent_text: None,
+            recording: None,
+        }
+    }
+
+    /// The stage its job starts at: align for a recording, else tts.
+    pub fn first_stage(&self) -> crate::jetstream::Stage {
+        match self.recording {
+            Some(_) => crate::jetstream::Stage::Align,
+            None => crate::jetstream::Stage::Tts,
         }
     }
 

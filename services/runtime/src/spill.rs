@@ -173,6 +173,7 @@ mod tests {
                     .collect(),
                 ..Default::default()
             },
+            text: None,
         });
         job
     }

@@ -76,6 +76,15 @@ pub fn audio_file_name(render_id: &str, run: &str, extension: &str) -> String {
     format!("{render_id}-{run}.{extension}")
 }
 
+/// The stem that marks an uploaded recording's file (`<render id>-recording.<extension>`).
+pub const RECORDING_RUN: &str = "recording";
+
+/// The file name of a recording uploaded for lip-sync, by its render id and its kind's
+/// extension (`wav`, `mp3`, ...).
+pub fn recording_file_name(render_id: &str, extension: &str) -> String {
+    audio_file_name(render_id, RECORDING_RUN, extension)
+}
+
 /// The object key of a render's full result JSON (`results/<render id>.json`), which the
 /// controller writes so that custom resources can point at it instead of carrying the cues.
 pub fn result_key(render_id: &str) -> Path {
@@ -96,7 +105,14 @@ pub fn is_audio_file_name(name: &str) -> bool {
     let Some((id, run)) = stem.split_once('-') else {
         return false;
     };
-    matches!(extension, "ogg" | "wav")
+    // Synthesised audio is Ogg or WAV; an uploaded recording keeps its own kind.
+    let known = matches!(extension, "ogg" | "wav")
+        || run == RECORDING_RUN
+            && (2..=4).contains(&extension.len())
+            && extension
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    known
         && is_render_id(id)
         && (8..=32).contains(&run.len())
         && run.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -113,7 +129,13 @@ mod tests {
         let name = audio_file_name(&id, "r1b2c3d4", "ogg");
         assert!(is_audio_file_name(&name));
         assert_eq!(audio_key(&name).as_ref(), format!("audio/{name}"));
+        for upload in ["mp3", "flac", "m4a", "webm", "wav"] {
+            assert!(is_audio_file_name(&recording_file_name(&id, upload)));
+        }
         for bad in [
+            &format!("{id}-recording.MP3"),
+            &format!("{id}-recording.x"),
+            &format!("{id}-recording.json/"),
             "../etc/passwd",
             &format!("{id}-r1b2c3d4.mp3"),
             &format!("{id}-x.ogg"),

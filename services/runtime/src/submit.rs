@@ -9,9 +9,9 @@ use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 
 use async_nats::jetstream::context::PublishError;
 
-use crate::jetstream::{Pipeline, Stage};
+use crate::jetstream::Pipeline;
 use crate::job::Job;
-use crate::record::{RenderRecord, now_ms, random_id};
+use crate::record::{Recording, RenderRecord, now_ms, random_id};
 use avatar_domain::{RenderSpec, RenderStatus, render_id};
 
 /// What became of a submission.
@@ -70,12 +70,56 @@ pub async fn submit(
     sent_text: Option<&str>,
 ) -> Result<Submitted, SubmitError> {
     let id = render_id(&spec);
-    let store = |e: Box<dyn std::error::Error + Send + Sync>| SubmitError::Store(e);
     let sent_text = sent_text.filter(|t| *t != spec.text).map(str::to_owned);
-    let pending = || RenderRecord {
+    submit_record(pipeline, &id, || RenderRecord {
         sent_text: sent_text.clone(),
         ..RenderRecord::pending(id.clone(), spec.clone(), random_id())
-    };
+    })
+    .await
+}
+
+/// [`submit`] for lip-sync of an uploaded recording (render id [`avatar_domain::recording_id`]
+/// of its bytes and spec), whose job starts at the align stage. `sent_transcript` is the
+/// transcript as the client sent it.
+pub async fn submit_recording(
+    pipeline: &Pipeline,
+    id: &str,
+    recording: Recording,
+    sent_transcript: Option<&str>,
+) -> Result<Submitted, SubmitError> {
+    let spec = recording.spec.render_spec();
+    let sent_text = sent_transcript
+        .filter(|t| *t != spec.text)
+        .map(str::to_owned);
+    submit_record(pipeline, id, || RenderRecord {
+        sent_text: sent_text.clone(),
+        recording: Some(recording.clone()),
+        ..RenderRecord::pending(id.to_owned(), spec.clone(), random_id())
+    })
+    .await
+}
+
+/// Submits again what `record` asked for (a lost render found by a poll).
+pub async fn resubmit(
+    pipeline: &Pipeline,
+    record: &RenderRecord,
+) -> Result<Submitted, SubmitError> {
+    submit_record(pipeline, &record.render_id, || RenderRecord {
+        sent_text: record.sent_text.clone(),
+        recording: record.recording.clone(),
+        ..RenderRecord::pending(record.render_id.clone(), record.spec.clone(), random_id())
+    })
+    .await
+}
+
+/// The one submission: `pending` makes a new pending record of render `id`.
+async fn submit_record(
+    pipeline: &Pipeline,
+    id: &str,
+    pending: impl Fn() -> RenderRecord,
+) -> Result<Submitted, SubmitError> {
+    let id = id.to_owned();
+    let store = |e: Box<dyn std::error::Error + Send + Sync>| SubmitError::Store(e);
     for _ in 0..8 {
         // Optimistically create the pending record first: a new render then costs one
         // round trip; an existing one is read below.
@@ -117,7 +161,7 @@ pub async fn submit(
     Err(SubmitError::Contended(id))
 }
 
-/// Publishes the tts job of a pending record just written at `revision`. If the queue
+/// Publishes the first job of a pending record just written at `revision`. If the queue
 /// refuses it, the record is marked failed so the next identical request resubmits at once.
 async fn queue(
     pipeline: &Pipeline,
@@ -125,7 +169,7 @@ async fn queue(
     revision: u64,
 ) -> Result<Submitted, SubmitError> {
     let job = Job::from_record(&record, revision);
-    match pipeline.publish_job(Stage::Tts, &job).await {
+    match pipeline.publish_job(record.first_stage(), &job).await {
         Ok(()) => Ok(Submitted::Queued(record, revision)),
         Err(e) => {
             let mut failed = record.clone();

@@ -161,6 +161,7 @@ impl StageHandler for Scripted {
                     audio_file: format!("{}-run1.ogg", job.render_id),
                     duration_ms: 1000,
                     timeline: PhonemeTimeline::default(),
+                    text: None,
                 });
                 Ok(Outcome::Next(job))
             }

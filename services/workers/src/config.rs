@@ -10,6 +10,7 @@ use tts::{AudioFormat, RuntimePaths};
 pub const TTS_METRICS_PORT: u16 = 9101;
 pub const LIPSYNC_METRICS_PORT: u16 = 9102;
 pub const EYES_METRICS_PORT: u16 = 9103;
+pub const ALIGN_METRICS_PORT: u16 = 9104;
 
 /// `avatar-tts`'s settings: the common ones and its own.
 pub struct TtsConfig {

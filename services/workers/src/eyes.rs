@@ -22,16 +22,19 @@ impl StageHandler for EyesStage {
         let speech = job.speech.ok_or_else(|| corrupt("speech timeline"))?;
         let mouth_cues = job.mouth_cues.ok_or_else(|| corrupt("mouth cues"))?;
         let eye_events = eyes::eye_events(&speech.timeline, &job.render_id);
-        Ok(Outcome::Completed(RenderResult::completed(
+        let mut result = RenderResult::completed(
             job.render_id,
             // Relative to the audio base URL, which whoever answers the client prepends.
             speech.audio_file,
             &speech.timeline,
-            &job.spec.text,
+            speech.text.as_deref().unwrap_or(&job.spec.text),
             job.spec.viseme_set,
             mouth_cues,
             eye_events,
             now_ms().saturating_sub(job.submitted_at_ms),
-        )))
+        );
+        // The words heard in a recording without a transcript.
+        result.transcript = speech.text;
+        Ok(Outcome::Completed(result))
     }
 }

@@ -1,5 +1,5 @@
-//! The stage workers. Each binary in `src/bin` runs one stage library ([`tts`], [`lipsync`],
-//! [`eyes`]) as a JetStream consumer through `avatar-runtime`'s worker loop; the stage
+//! The stage workers. Each binary in `src/bin` runs one stage library ([`tts`], [`align`],
+//! [`lipsync`], [`eyes`]) as a JetStream consumer through `avatar-runtime`'s worker loop; the stage
 //! libraries themselves know nothing of NATS, HTTP or storage.
 
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use avatar_runtime::config::WorkerConfig;
 use avatar_runtime::shutdown::Shutdown;
 use avatar_runtime::worker::StageHandler;
 
+pub mod align;
 pub mod config;
 pub mod eyes;
 pub mod lipsync;

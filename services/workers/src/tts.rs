@@ -89,6 +89,7 @@ impl StageHandler for TtsStage {
             audio_file: file,
             duration_ms: synthesis.duration_ms(),
             timeline: synthesis.timeline,
+            text: None,
         });
         Ok(Outcome::Next(job))
     }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use avatar_runtime::shutdown::GRACE;
 use common::{Options, Process, Stack, binary, free_port, voices_dir};
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "avatar-gateway",
     "avatar-tts",
+    "avatar-align",
     "avatar-lipsync",
     "avatar-eyes",
     "avatar-controller",
@@ -89,7 +90,12 @@ fn services_at_work_stop_within_the_grace_period_once_nats_is_lost() {
     stack.nats.stop();
     std::thread::sleep(Duration::from_millis(500));
     let bound = GRACE + Duration::from_secs(2);
-    let mut all: Vec<&mut Process> = vec![&mut stack.gateway, &mut stack.lipsync, &mut stack.eyes];
+    let mut all: Vec<&mut Process> = vec![
+        &mut stack.gateway,
+        &mut stack.align,
+        &mut stack.lipsync,
+        &mut stack.eyes,
+    ];
     all.extend(stack.tts.iter_mut());
     for p in all {
         let took = p.terminate();

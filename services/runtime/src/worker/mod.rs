@@ -298,7 +298,7 @@ impl<H: StageHandler> Worker<H> {
         // the last one's compare-and-set write of the record drops a stale result anyway.
         let started = Instant::now();
         let claim = async {
-            if stage == Stage::Tts {
+            if stage.is_first() {
                 self.claim(&job).await
             } else {
                 Some(job.revision)

@@ -81,6 +81,7 @@ pub struct Stack {
     pub seaweed: Option<Seaweed>,
     pub gateway: Process,
     pub tts: Vec<Process>,
+    pub align: Process,
     pub lipsync: Process,
     pub eyes: Process,
     pub port: u16,
@@ -136,6 +137,7 @@ impl Stack {
         let tts = (0..options.tts_workers)
             .map(|i| Process::spawn(&format!("tts-{i}"), &binary("avatar-tts"), &[], &env, logs))
             .collect();
+        let align = Process::spawn("align", &binary("avatar-align"), &[], &env, logs);
         let lipsync = Process::spawn("lipsync", &binary("avatar-lipsync"), &[], &env, logs);
         let eyes = Process::spawn("eyes", &binary("avatar-eyes"), &[], &env, logs);
         let gateway = Process::spawn("gateway", &binary("avatar-gateway"), &[], &env, logs);
@@ -149,6 +151,7 @@ impl Stack {
             seaweed,
             gateway,
             tts,
+            align,
             lipsync,
             eyes,
             port,

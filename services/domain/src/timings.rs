@@ -15,6 +15,7 @@
 
 use std::ops::Range;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One word and when it is heard, in milliseconds.
@@ -26,7 +27,7 @@ pub struct WordTime {
 }
 
 /// Another engine's timings: its text, and its words as ranges of that text with their times.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExternalTimings {
     pub text: String,
     pub words: Vec<(Range<usize>, f64, f64)>,
@@ -214,7 +215,7 @@ impl ExternalTimings {
     }
 
     /// The time span of the word that holds byte `at` of the text.
-    pub(crate) fn span_at(&self, at: usize) -> Option<(usize, f64, f64)> {
+    pub fn span_at(&self, at: usize) -> Option<(usize, f64, f64)> {
         self.words
             .iter()
             .position(|(r, _, _)| r.contains(&at) || r.start >= at)
