@@ -13,7 +13,7 @@ use avatar_runtime::config::{Env, PipelineConfig};
 use avatar_runtime::jetstream::{Pipeline, Stage};
 use avatar_runtime::job::{Job, Speech};
 use avatar_runtime::record::RenderRecord;
-use avatar_runtime::submit::{Submitted, submit};
+use avatar_runtime::submit::{Submitted, submit, submit_recording};
 use avatar_runtime::telemetry::Metrics;
 use avatar_runtime::voices::{VoiceCheck, VoiceRegistry};
 use avatar_runtime::worker::{Outcome, StageError, StageHandler, Worker};
@@ -155,7 +155,16 @@ impl StageHandler for Scripted {
                 field: Some("text".into()),
             }),
             ("Fail me.", _) => Err(StageError::failed_because("the disk is on fire")),
-            (_, Stage::Tts) => {
+            // Text to the tts stage, recordings to the align stage, nothing else.
+            (_, Stage::Tts | Stage::Align)
+                if job.recording.is_some() != (self.0 == Stage::Align) =>
+            {
+                Err(StageError::Rejected {
+                    message: format!("the {} stage got the wrong kind of job", self.0.name()),
+                    field: None,
+                })
+            }
+            (_, Stage::Tts | Stage::Align) => {
                 job.speech = Some(Speech {
                     run: "run1".into(),
                     audio_file: format!("{}-run1.ogg", job.render_id),
@@ -199,6 +208,22 @@ async fn the_worker_loop_passes_on_completes_rejects_and_retries() {
     let done = wait_record(&pipeline, id, RenderRecord::is_final).await;
     assert_eq!(done.status, RenderStatus::Completed, "{done:?}");
     assert_eq!(done.result.unwrap().render_id, *id);
+
+    // A recording starts at the align stage and goes on through lipsync and eyes.
+    let recording = avatar_runtime::record::Recording {
+        audio_file: "x-recording.wav".into(),
+        hint: Some("audio/wav".into()),
+        spec: avatar_domain::RecordingRequest::default()
+            .validate()
+            .unwrap(),
+    };
+    let id = "b".repeat(64);
+    submit_recording(&pipeline, &id, recording.clone(), None)
+        .await
+        .unwrap();
+    let done = wait_record(&pipeline, &id, RenderRecord::is_final).await;
+    assert_eq!(done.status, RenderStatus::Completed, "{done:?}");
+    assert_eq!(done.recording, Some(recording));
 
     // Rejected: failed at once, naming the field, never retried.
     let id = &rejected.record().render_id;
