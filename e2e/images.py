@@ -3,10 +3,10 @@
 `ctr images import` (containerd) and `kind load image-archive` take.
 
     e2e/images.py OUT_DIR TAG [NAME...]   writes OUT_DIR/<name>.tar for the images named (all
-                                          by default: gateway tts lipsync eyes controller nats
+                                          by default: gateway tts align lipsync eyes controller nats
                                           seaweedfs pause) and prints their paths
 
-The five service images follow the repository's multi-stage Dockerfile, read here rather than
+The six service images follow the repository's multi-stage Dockerfile, read here rather than
 restated: each target's ENTRYPOINT, USER, ENV, EXPOSE and COPY destinations come from the
 Dockerfile itself, so the two cannot drift. What the Dockerfile's build stage makes (/out/bin,
 /out/runtime, /out/voices) is taken from this machine's build instead (BIN_DIR, RUNTIME_DIR,
@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVICES = ["gateway", "tts", "lipsync", "eyes", "controller"]
+SERVICES = ["gateway", "tts", "align", "lipsync", "eyes", "controller"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

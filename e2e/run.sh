@@ -37,7 +37,7 @@ case "$mode" in
   local)
     export KUBECTL="$TOOLS/kubectl"
     export BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$CACHE/target}/debug}
-    for b in avatar-gateway avatar-tts avatar-lipsync avatar-eyes avatar-controller; do
+    for b in avatar-gateway avatar-tts avatar-align avatar-lipsync avatar-eyes avatar-controller; do
       [ -x "$BIN_DIR/$b" ] || { echo "e2e: $BIN_DIR/$b is not built (make e2e-local builds it)" >&2; exit 2; }
     done
     RUNTIME_DIR=$(scripts/setup_runtime.sh)
@@ -87,7 +87,7 @@ case "$mode" in
     kind get clusters 2> /dev/null | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --wait 180s
     export KUBECONFIG="$work/kubeconfig"
     kind get kubeconfig --name "$CLUSTER" > "$KUBECONFIG"
-    for target in gateway tts lipsync eyes controller; do
+    for target in gateway tts align lipsync eyes controller; do
       docker build --target "$target" -t "localhost/avatar-$target:$E2E_TAG" .
       kind load docker-image --name "$CLUSTER" "localhost/avatar-$target:$E2E_TAG"
     done

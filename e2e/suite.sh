@@ -26,7 +26,7 @@ step() { printf '\n== [%4ds] %s\n' $((SECONDS - started)) "$*"; }
 fail() { echo "e2e: FAIL: $*" >&2; diagnose; exit 1; }
 diagnose() {
   { echo "--- pods"; kn get pods -o wide; echo "--- events"; kn get events --sort-by=.lastTimestamp | tail -25
-    for d in gateway tts lipsync eyes controller; do echo "--- $d"; kn logs "deploy/avatar-$d" --tail=15 2>&1; done
+    for d in gateway tts align lipsync eyes controller; do echo "--- $d"; kn logs "deploy/avatar-$d" --tail=15 2>&1; done
     if [ -n "${NODE_LOG_DIR:-}" ]; then
       echo "--- kubelet (errors)"; grep -E '^[EW][0-9]{4}' "$NODE_LOG_DIR/kubelet.log" | tail -25
     fi
@@ -155,6 +155,25 @@ code=$(post /v1/avatar/render '{"text": ')
 echo "sync 200, async 202 then completed, bad input 422/400 naming the field"
 
 # -------------------------------------------------------------------------------------------
+step "lip-sync of a recording through the Service (align worker, S3)"
+# The synchronous render's audio above, uploaded as a recording with its transcript.
+code=$(curl -s -o /tmp/e2e-body.json -w '%{http_code}' -X POST \
+  "$GATEWAY/v1/avatar/lipsync?transcript=Hello+through+the+Service%2C+synchronously.&viseme_set=rhubarb" \
+  -H 'Content-Type: audio/ogg' --data-binary @/tmp/e2e-audio.ogg)
+[ "$code" = 200 ] || fail "lipsync: $code $(cat /tmp/e2e-body.json)"
+json '
+assert d["status"] == "completed" and d["mouth_cues"], d
+assert [w["text"] for w in d["words"]] == ["Hello", "through", "the", "Service", "synchronously"], d["words"]
+assert all(w["aligned"] for w in d["words"]), d["words"]' < /tmp/e2e-body.json
+audio=$(json 'print(d["audio_url"])' < /tmp/e2e-body.json)
+curl -sf "$(local_url "$audio")" -o /tmp/e2e-upload.ogg || fail "lipsync audio: $audio"
+cmp -s /tmp/e2e-audio.ogg /tmp/e2e-upload.ogg || fail "the stored recording is not the upload"
+code=$(curl -s -o /tmp/e2e-body.json -w '%{http_code}' -X POST "$GATEWAY/v1/avatar/lipsync" \
+  -H 'Content-Type: text/plain' --data-binary 'not audio at all')
+[ "$code" = 422 ] && json 'assert d["field"] == "audio", d' < /tmp/e2e-body.json || fail "lipsync of text: $code"
+echo "a recording force-aligned through the cluster; not audio: 422 naming audio"
+
+# -------------------------------------------------------------------------------------------
 step "a stream through the Service (server-sent events)"
 curl -sN --max-time 180 -X POST "$GATEWAY/v1/avatar/stream" -H 'Content-Type: application/json' \
   -d '{"text": "Streaming through the Service, sentence by sentence. A second sentence follows it. The third one ends."}' \
@@ -212,7 +231,7 @@ done
 helm upgrade avatar charts/avatar --namespace "$NS" --reuse-values --set pipeline.renderLeaseSeconds=301 --wait --timeout 6m \
   || fail "helm upgrade"
 after=$(running_pods)
-for component in gateway tts lipsync eyes controller; do
+for component in gateway tts align lipsync eyes controller; do
   old=$(echo "$before" | tr ' ' '\n' | grep -c "^avatar-$component-" || true)
   kept=$(comm -12 <(echo "$before" | tr ' ' '\n' | grep "^avatar-$component-" | sort) <(echo "$after" | tr ' ' '\n' | sort) | wc -l)
   [ "$old" -gt 0 ] && [ "$kept" = 0 ] || fail "$component was not rolled ($kept of $old pods kept)"

@@ -7,7 +7,7 @@
 # everything.
 #
 # Environment: PORT (gateway, default 8080), NATS_PORT (default 4222), METRICS_PORT_BASE (the
-# workers' metrics ports: tts, lipsync, eyes, align from there on; default 9101; 0: any free port),
+# workers' metrics ports: tts, lipsync, eyes from there on, align at +4; default 9101; 0: any free port),
 # DATA_DIR (default ./data), VOICES_DIR, BIN_DIR (the built binaries), and any service setting
 # (README).
 # DATA_DIR/run/<service>.pid holds each service's current PID.
@@ -77,7 +77,7 @@ metrics_port() { [ "$base" = 0 ] && echo 0 || echo $((base + $1)); }
 METRICS_PORT=$(metrics_port 0) supervise tts "$BIN_DIR/avatar-tts"
 METRICS_PORT=$(metrics_port 1) supervise lipsync "$BIN_DIR/avatar-lipsync"
 METRICS_PORT=$(metrics_port 2) supervise eyes "$BIN_DIR/avatar-eyes"
-METRICS_PORT=$(metrics_port 3) supervise align "$BIN_DIR/avatar-align"
+METRICS_PORT=$(metrics_port 4) supervise align "$BIN_DIR/avatar-align"
 supervise gateway "$BIN_DIR/avatar-gateway"
 
 ready=0

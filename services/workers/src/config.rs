@@ -10,7 +10,8 @@ use tts::{AudioFormat, RuntimePaths};
 pub const TTS_METRICS_PORT: u16 = 9101;
 pub const LIPSYNC_METRICS_PORT: u16 = 9102;
 pub const EYES_METRICS_PORT: u16 = 9103;
-pub const ALIGN_METRICS_PORT: u16 = 9104;
+/// 9104 is the controller's.
+pub const ALIGN_METRICS_PORT: u16 = 9105;
 
 /// `avatar-tts`'s settings: the common ones and its own.
 pub struct TtsConfig {

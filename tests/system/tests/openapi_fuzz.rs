@@ -55,6 +55,7 @@ fn the_served_document_holds_under_a_schema_fuzzer() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(&report, &text).unwrap();
+    eprintln!("{text}");
     assert!(
         out.status.success(),
         "schemathesis found problems:\n{text}\n{}",
