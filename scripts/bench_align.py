@@ -60,3 +60,12 @@ for name, args in paths.items():
     wall = statistics.median(s[0] for s in samples)
     rss = statistics.median(s[1] for s in samples)
     print(f"{name:26} {ms:13.0f} {ms / 1000 / seconds:7.3f} {wall:7.2f} {rss:8.0f}")
+
+# A long recording (the paragraph twelve times, about three minutes): aligned in pieces of at
+# most 20 s, so time and memory grow linearly (one phone pass over it all took 2 GB).
+LONG = " ".join([PARAGRAPH] * 12)
+_, _, spoken, spoken_dir = run(["--text", LONG, "--format", "wav"])
+long_seconds = spoken["duration_ms"] / 1000
+wall, rss, result, _ = run(["--audio", os.path.join(spoken_dir, "audio.wav"), "--transcript", LONG])
+ms = result["processing_time_ms"]
+print(f"{f'align, {long_seconds:.0f} s recording':26} {ms:13.0f} {ms / 1000 / long_seconds:7.3f} {wall:7.2f} {rss:8.0f}")

@@ -420,25 +420,18 @@ impl Aligner {
                 .into_iter()
                 .filter(|s| !is_filler(&s.name))
                 .collect();
-            let phones = if d.set_alignment() && d.decode(pcm) {
-                d.alignment()
-            } else {
-                Vec::new()
-            };
+            let phones = recognised_phones(d, pcm, &recognised);
             let mut text = String::new();
             let mut words = Vec::new();
-            let mut spoken = phones.iter().filter(|w| !is_filler(&w.name));
-            for seg in &recognised {
+            for (seg, phones) in recognised.iter().zip(phones) {
                 let written = base_word(&seg.name);
                 if !text.is_empty() {
                     text.push(' ');
                 }
                 let start = text.len();
                 text.push_str(written);
-                let phones = match spoken.next() {
-                    Some(w) if base_word(&w.name) == written => phone_frames(&w.children),
-                    _ => dictionary_phones(d, &seg.name, seg.start, seg.frames),
-                };
+                let phones = phones
+                    .unwrap_or_else(|| dictionary_phones(d, &seg.name, seg.start, seg.frames));
                 words.push(TimedWord {
                     text: start..text.len(),
                     sentence: 0,
@@ -660,6 +653,39 @@ fn align_span(
         }));
         return Some(left);
     }
+    let cuts = if pcm.len() > MAX_PHONE_PASS_SAMPLES {
+        pauses_to_cut_at(&word_segments)
+    } else {
+        Vec::new()
+    };
+    if !cuts.is_empty() {
+        // A long stretch: the phone pass's memory grows with frames times states (2 GB for
+        // four minutes in one pass), so it is aligned in pieces of at most 20 s, cut in
+        // pauses between the words this pass found (one word pass over the whole, so the
+        // time stays linear too).
+        let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+        let mut out = Vec::with_capacity(lexicon.len());
+        let bounds = std::iter::once((0, 0))
+            .chain(cuts)
+            .chain(std::iter::once((lexicon.len(), u32::MAX)));
+        let bounds: Vec<(usize, u32)> = bounds.collect();
+        for piece in bounds.windows(2) {
+            let ((from_word, from_frame), (to_word, to_frame)) = (piece[0], piece[1]);
+            let from = (from_frame as usize * samples_per_frame).min(pcm.len());
+            let to = (to_frame as usize)
+                .saturating_mul(samples_per_frame)
+                .min(pcm.len());
+            let words = align_span(decoder, &pcm[from..to], &lexicon[from_word..to_word], depth)?;
+            out.extend(words.into_iter().map(|mut w| {
+                for p in &mut w.phones {
+                    p.1 += from_frame;
+                    p.2 += from_frame;
+                }
+                w
+            }));
+        }
+        return Some(out);
+    }
     let timed = |lex: &LexWord, phones| TimedWord {
         text: lex.text.clone(),
         sentence: lex.sentence,
@@ -705,6 +731,111 @@ fn align_span(
             })
             .collect(),
     )
+}
+
+/// The longest stretch whose phones are aligned in one pass: 20 s.
+const MAX_PHONE_PASS_SAMPLES: usize = 20 * MODEL_SAMPLE_RATE as usize;
+
+/// Where to cut a long stretch whose words the word pass found (`words`, in frames) into
+/// pieces of at most 20 s: in each window, the longest pause between two words, pauses in its
+/// second half counting double (so pieces stay long). Each cut is the number of words before
+/// it and its frame, the middle of that pause. Empty when there is nothing to cut.
+fn pauses_to_cut_at(words: &[Segment]) -> Vec<(usize, u32)> {
+    let limit = (MAX_PHONE_PASS_SAMPLES / (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize) as u32;
+    let end_of = |w: &Segment| w.start + w.frames;
+    let Some(last) = words.last() else {
+        return Vec::new();
+    };
+    let mut cuts = Vec::new();
+    let mut from = 0u32;
+    while end_of(last) > from + limit {
+        let best = words
+            .windows(2)
+            .enumerate()
+            .filter_map(|(i, pair)| {
+                let (end, start) = (end_of(&pair[0]), pair[1].start.max(end_of(&pair[0])));
+                (end > from && start <= from + limit).then_some((i + 1, end, start))
+            })
+            .max_by_key(|&(_, end, start)| {
+                let gap = start - end + 1;
+                if end > from + limit / 2 { 2 * gap } else { gap }
+            });
+        let Some((keep, end, start)) = best else {
+            break;
+        };
+        if cuts.last().is_some_and(|&(k, _)| k >= keep) {
+            break;
+        }
+        from = (end + start) / 2;
+        cuts.push((keep, from));
+    }
+    cuts
+}
+
+/// The phones of recognised `words` (the recogniser's last decode of `pcm`), where their
+/// alignment finds them: one phone pass over the hypothesis, or, beyond 20 s of audio (whose
+/// single phone pass would take gigabytes), a word and a phone pass over each piece between
+/// [`pauses_to_cut_at`]'s cuts.
+fn recognised_phones(
+    d: &mut Decoder,
+    pcm: &[i16],
+    words: &[Segment],
+) -> Vec<Option<Vec<(String, u32, u32)>>> {
+    let mut out = vec![None; words.len()];
+    let fill = |out: &mut Vec<Option<_>>, first: usize, aligned: Vec<Segment>, offset: u32| {
+        let aligned: Vec<Segment> = aligned
+            .into_iter()
+            .filter(|w| !is_filler(&w.name))
+            .collect();
+        for (k, w) in aligned.iter().enumerate() {
+            if let Some(slot) = out.get_mut(first + k)
+                && words
+                    .get(first + k)
+                    .is_some_and(|r| base_word(&r.name) == base_word(&w.name))
+            {
+                *slot = Some(
+                    phone_frames(&w.children)
+                        .into_iter()
+                        .map(|(p, s, e)| (p, s + offset, e + offset))
+                        .collect(),
+                );
+            }
+        }
+    };
+    if pcm.len() <= MAX_PHONE_PASS_SAMPLES {
+        if d.set_alignment() && d.decode(pcm) {
+            let aligned = d.alignment();
+            fill(&mut out, 0, aligned, 0);
+        }
+        return out;
+    }
+    let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+    let bounds: Vec<(usize, u32)> = std::iter::once((0, 0))
+        .chain(pauses_to_cut_at(words))
+        .chain(std::iter::once((words.len(), u32::MAX)))
+        .collect();
+    for piece in bounds.windows(2) {
+        let ((from_word, from_frame), (to_word, to_frame)) = (piece[0], piece[1]);
+        let from = (from_frame as usize * samples_per_frame).min(pcm.len());
+        let to = (to_frame as usize)
+            .saturating_mul(samples_per_frame)
+            .min(pcm.len());
+        let tokens: Vec<&str> = words[from_word..to_word]
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect();
+        let audio = &pcm[from..to];
+        if d.set_align_text(&tokens.join(" "))
+            && d.decode(audio)
+            && d.hypothesis().is_some()
+            && d.set_alignment()
+            && d.decode(audio)
+        {
+            let aligned = d.alignment();
+            fill(&mut out, from_word, aligned, from_frame);
+        }
+    }
+    out
 }
 
 /// The phones of one word in a short stretch of audio.

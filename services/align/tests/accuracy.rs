@@ -18,6 +18,9 @@
 //! degraded audio, for now: see the bar below). Without a transcript the same table is printed
 //! (best effort); clean closures must still reach 0.8. `ALIGN_DEBUG=1` prints the misses.
 //!
+//! A second test aligns the whole corpus as one recording of about 85 s, which is aligned in
+//! pieces of at most 20 s (cut in pauses), to the same bars.
+//!
 //! The synthesiser samples noise, so every run is new audio: the figures move by a few
 //! hundredths between runs.
 
@@ -563,4 +566,80 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
         "below the bars:\n{}",
         failures.join("\n")
     );
+}
+
+/// A recording longer than one phone pass (20 s): the whole corpus as one text, about a
+/// minute and a half of speech. It is aligned in pieces cut in pauses the word pass found, and
+/// must be as exact as the short texts are.
+#[test]
+fn a_long_recording_is_aligned_in_pieces_as_exactly_as_short_ones() {
+    let corpus: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("tests/lipsync/corpus.json")).unwrap(),
+    )
+    .unwrap();
+    let text: Vec<&str> = corpus["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    let text = text.join("\n\n");
+    let runtime = RuntimePaths::from_env();
+    let voices = VoiceStore::open(voices_dir(), &runtime, 2).expect("voices");
+    let voice = voices.get(VOICE).expect("the joe voice");
+    let aligner = Aligner::load(&AlignerConfig::from_env()).expect("the aligner");
+    let synthesis = synthesize(&voice, &text, 1.0).unwrap();
+    let ogg = avatar_audio::encode(
+        &synthesis.samples,
+        synthesis.sample_rate(),
+        AudioFormat::Ogg,
+        24_000,
+    );
+    let audio = avatar_audio::decode(&ogg.bytes, Some("audio/ogg"), 600_000).unwrap();
+    assert!(audio.duration_ms() > 60_000, "{} ms", audio.duration_ms());
+    let started = std::time::Instant::now();
+    let alignment = aligner.align(&audio, Some(&text)).expect("an alignment");
+    let mut s = Score {
+        align_seconds: started.elapsed().as_secs_f64(),
+        seconds: audio.duration_ms() as f64 / 1000.0,
+        ..Default::default()
+    };
+    alignment.timeline.check().expect("a tiled timeline");
+    assert!(alignment.forced, "not force-aligned");
+    assert_eq!(
+        alignment.timeline.words.len(),
+        synthesis.timeline.words.len()
+    );
+    score(&synthesis.timeline, &alignment.timeline, 1.0, true, &mut s);
+    report("one long recording", &s);
+    assert!(
+        pct(&s.word_onsets, 0.5) <= 40.0,
+        "word onsets {:?}",
+        pct(&s.word_onsets, 0.5)
+    );
+    assert!(pct(&s.phone_onsets, 0.5) <= 30.0);
+    assert!(pct(&s.phone_onsets, 0.9) <= 90.0);
+    // The cuts must not lose a word's timing: none is off by more than 300 ms.
+    let worst = s.word_onsets.iter().copied().fold(0.0, f64::max);
+    assert!(worst <= 300.0, "a word {worst} ms off");
+    for (k, set) in VisemeSet::ALL.iter().enumerate() {
+        let (ok, n) = s.checks[k][0];
+        assert!(ok as f64 >= 0.95 * n as f64, "{set}: closed {ok}/{n}");
+    }
+    // Without the transcript: recognised, its phones aligned piece by piece too, and the lips
+    // still close for most p, b and m (best effort; 0.8 as for the short texts).
+    let started = std::time::Instant::now();
+    let heard = aligner.align(&audio, None).expect("a recognition");
+    let mut s = Score {
+        align_seconds: started.elapsed().as_secs_f64(),
+        seconds: audio.duration_ms() as f64 / 1000.0,
+        ..Default::default()
+    };
+    heard.timeline.check().expect("a tiled timeline");
+    assert!(!heard.forced);
+    assert!(heard.timeline.words.len() * 2 > synthesis.timeline.words.len());
+    score(&synthesis.timeline, &heard.timeline, 1.0, false, &mut s);
+    report("one long, no transcript", &s);
+    let (ok, n) = s.checks[0][0];
+    assert!(ok as f64 >= 0.8 * n as f64, "closed {ok}/{n}");
 }
