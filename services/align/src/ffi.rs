@@ -1,7 +1,7 @@
 //! pocketsphinx 5's C API (`include/pocketsphinx.h`), loaded at run time from the library
 //! `scripts/setup_runtime.sh` builds, and a decoder that frees itself.
 
-use std::ffi::{CStr, CString, c_char, c_double, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_double, c_int, c_long, c_void};
 use std::path::Path;
 use std::ptr;
 
@@ -18,6 +18,7 @@ pub(crate) struct Api {
     config_free: unsafe extern "C" fn(Ptr) -> c_int,
     config_set_str: unsafe extern "C" fn(Ptr, *const c_char, *const c_char) -> Ptr,
     config_set_float: unsafe extern "C" fn(Ptr, *const c_char, c_double) -> Ptr,
+    config_set_int: unsafe extern "C" fn(Ptr, *const c_char, c_long) -> Ptr,
     init: unsafe extern "C" fn(Ptr) -> Ptr,
     free: unsafe extern "C" fn(Ptr) -> c_int,
     add_word: unsafe extern "C" fn(Ptr, *const c_char, *const c_char, c_int) -> c_int,
@@ -61,6 +62,7 @@ impl Api {
             config_free: sym!("ps_config_free"),
             config_set_str: sym!("ps_config_set_str"),
             config_set_float: sym!("ps_config_set_float"),
+            config_set_int: sym!("ps_config_set_int"),
             init: sym!("ps_init"),
             free: sym!("ps_free"),
             add_word: sym!("ps_add_word"),
@@ -96,9 +98,10 @@ pub(crate) enum Setting<'a> {
     /// Unset (e.g. no language model).
     Null,
     Float(f64),
+    Int(i64),
 }
 
-/// A word or phone and its frames (10 ms each): `[start, start + frames)`.
+/// A word or phone and its frames (10 ms each, or the decoder's `frate`): `[start, start + frames)`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Segment {
     pub name: String,
@@ -114,6 +117,8 @@ pub(crate) struct Segment {
 pub(crate) struct Decoder<'a> {
     api: &'a Api,
     ps: Ptr,
+    /// Its frames per second (the `frate` setting): the unit of every segment's frames.
+    frame_rate: u32,
 }
 
 // SAFETY: a decoder has no thread affinity; `&mut self` methods keep use exclusive.
@@ -146,6 +151,7 @@ impl<'a> Decoder<'a> {
                     Setting::Str(v) => (api.config_set_str)(config, key.as_ptr(), c(v).as_ptr()),
                     Setting::Null => (api.config_set_str)(config, key.as_ptr(), ptr::null()),
                     Setting::Float(v) => (api.config_set_float)(config, key.as_ptr(), *v),
+                    Setting::Int(v) => (api.config_set_int)(config, key.as_ptr(), *v as c_long),
                 }
             };
             if set.is_null() && !matches!(value, Setting::Null) {
@@ -160,7 +166,28 @@ impl<'a> Decoder<'a> {
         if ps.is_null() {
             return Err("ps_init failed (is the model directory complete?)".into());
         }
-        Ok(Self { api, ps })
+        let frame_rate = settings
+            .iter()
+            .find_map(|(name, value)| match (name, value) {
+                (&"frate", Setting::Int(rate)) => u32::try_from(*rate).ok(),
+                _ => None,
+            })
+            .unwrap_or(100);
+        Ok(Self {
+            api,
+            ps,
+            frame_rate,
+        })
+    }
+
+    /// Its frames per second: the unit of every segment's `start` and `frames`.
+    pub(crate) fn frame_rate(&self) -> u32 {
+        self.frame_rate
+    }
+
+    /// Input samples (16 kHz) per frame.
+    pub(crate) fn samples_per_frame(&self) -> usize {
+        (crate::MODEL_SAMPLE_RATE / self.frame_rate.max(1)) as usize
     }
 
     /// The pronunciation of `word` in the dictionary (ARPAbet, space-separated), if any.

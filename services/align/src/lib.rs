@@ -134,7 +134,7 @@ pub struct Aligner {
     api: &'static Api,
     phonemizer: &'static Phonemizer,
     /// Idle decoders of each [`Kind`].
-    pools: [Mutex<Vec<Decoder<'static>>>; 3],
+    pools: [Mutex<Vec<Decoder<'static>>>; 4],
 }
 
 /// The decoders the aligner uses.
@@ -144,6 +144,9 @@ enum Kind {
     Aligner,
     /// Forced alignment with beams wide enough for audio the default search loses.
     WideAligner,
+    /// Forced alignment in 5 ms frames, for speech so fast that its phones are shorter than
+    /// the three 10 ms frames a phone's model needs at least.
+    FastAligner,
     /// Recognition with the en-us language model.
     Recognizer,
 }
@@ -226,6 +229,9 @@ impl Aligner {
                 settings.push((beam, Setting::Float(1e-80)));
             }
         }
+        if kind == Kind::FastAligner {
+            settings.push(("frate", Setting::Int(2 * i64::from(FRAMES_PER_SECOND))));
+        }
         for file in [&hmm.join("mdef"), &dict]
             .into_iter()
             .chain(lm.map(Path::to_path_buf).as_ref())
@@ -284,8 +290,9 @@ impl Aligner {
     ) -> Result<Alignment, AlignError> {
         let pcm = to_model_pcm(audio)?;
         let text = transcript.map(normalize_text).unwrap_or_default();
-        let (text, words, sentences) = if text.is_empty() {
-            self.recognize(&pcm)?
+        let (text, words, sentences, frame_rate) = if text.is_empty() {
+            let (text, words, sentences) = self.recognize(&pcm)?;
+            (text, words, sentences, FRAMES_PER_SECOND)
         } else {
             let phonemized = self
                 .phonemizer
@@ -297,14 +304,15 @@ impl Aligner {
                 .map(|s| s.text.clone())
                 .collect();
             let mut aligned = None;
-            // The default beams first; if the search loses the transcript, much wider ones.
-            for kind in [Kind::Aligner, Kind::WideAligner] {
+            // The default beams first; if the search loses the transcript, much wider ones,
+            // then frames half as long (very fast speech).
+            for kind in [Kind::Aligner, Kind::WideAligner, Kind::FastAligner] {
                 let attempt = self.with_decoder(kind, |d| {
                     let lexicon = lexicon(d, &text, &phonemized);
                     if lexicon.is_empty() {
                         return Err(AlignError::NoWords);
                     }
-                    Ok(force_align(d, &pcm, &lexicon))
+                    Ok(force_align(d, &pcm, &lexicon).map(|words| (words, d.frame_rate())))
                 })??;
                 if attempt.is_some() {
                     aligned = attempt;
@@ -313,10 +321,11 @@ impl Aligner {
                 tracing::info!(?kind, "forced alignment failed");
             }
             match aligned {
-                Some(words) => (text, words, sentences),
+                Some((words, rate)) => (text, words, sentences, rate),
                 None => {
                     tracing::info!("forced alignment failed; recognising the audio instead");
-                    self.recognize(&pcm)?
+                    let (text, words, sentences) = self.recognize(&pcm)?;
+                    (text, words, sentences, FRAMES_PER_SECOND)
                 }
             }
         };
@@ -326,7 +335,7 @@ impl Aligner {
             audio.samples.len() as u64,
             &words,
             &sentences,
-            FRAMES_PER_SECOND,
+            frame_rate,
             ONSET_SHIFT_MS,
         );
         Ok(Alignment {
@@ -497,19 +506,34 @@ fn word_phonemes(phonemized: &Phonemized) -> (Vec<Vec<char>>, Vec<usize>) {
 fn to_model_pcm(audio: &DecodedAudio) -> Result<Vec<i16>, AlignError> {
     let samples = avatar_audio::resample(&audio.samples, audio.sample_rate, MODEL_SAMPLE_RATE)
         .map_err(|e| AlignError::Resample(e.to_string()))?;
-    let mut state = 0x9e37_79b9u32;
-    let mut dither = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state % 5) as f32 - 2.0
-    };
+    let mut dither = dither();
     Ok(samples
         .iter()
         .copied()
         .chain(std::iter::repeat_n(0.0, TAIL_PAD_SAMPLES))
         .map(|s| (s * 32767.0 + dither()).clamp(-32768.0, 32767.0) as i16)
         .collect())
+}
+
+/// A faint, fixed noise of up to 2 LSB (xorshift), so that no stretch is digital silence.
+fn dither() -> impl FnMut() -> f32 {
+    let mut state = 0x9e37_79b9u32;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (state % 5) as f32 - 2.0
+    }
+}
+
+/// `pcm` with [`TAIL_PAD_SAMPLES`] of dithered silence after it, as every stretch the word pass
+/// is given ends: a word cut right at its end otherwise cannot reach the search's final state.
+fn with_tail_pad(pcm: &[i16]) -> Vec<i16> {
+    let mut dither = dither();
+    pcm.iter()
+        .copied()
+        .chain((0..TAIL_PAD_SAMPLES).map(|_| dither() as i16))
+        .collect()
 }
 
 /// cmudict's own entry for a plain word, else a new entry from espeak-ng's pronunciation.
@@ -640,9 +664,10 @@ fn align_span(
         }
         let keep = prefix - 1;
         let cut_frame = word_segments[keep - 1].start + word_segments[keep - 1].frames;
-        let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+        let samples_per_frame = decoder.samples_per_frame();
         let cut = (cut_frame as usize * samples_per_frame).min(pcm.len());
-        let mut left = align_span(decoder, &pcm[..cut], &lexicon[..keep], depth + 1)?;
+        let left_pcm = with_tail_pad(&pcm[..cut]);
+        let mut left = align_span(decoder, &left_pcm, &lexicon[..keep], depth + 1)?;
         let right = align_span(decoder, &pcm[cut..], &lexicon[keep..], depth + 1)?;
         left.extend(right.into_iter().map(|mut w| {
             for p in &mut w.phones {
@@ -654,7 +679,7 @@ fn align_span(
         return Some(left);
     }
     let cuts = if pcm.len() > MAX_PHONE_PASS_SAMPLES {
-        pauses_to_cut_at(&word_segments)
+        pauses_to_cut_at(&word_segments, decoder.frame_rate())
     } else {
         Vec::new()
     };
@@ -663,7 +688,7 @@ fn align_span(
         // four minutes in one pass), so it is aligned in pieces of at most 20 s, cut in
         // pauses between the words this pass found (one word pass over the whole, so the
         // time stays linear too).
-        let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+        let samples_per_frame = decoder.samples_per_frame();
         let mut out = Vec::with_capacity(lexicon.len());
         let bounds = std::iter::once((0, 0))
             .chain(cuts)
@@ -709,7 +734,7 @@ fn align_span(
         }
     }
     tracing::info!("the phone pass failed; aligning word by word");
-    let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+    let samples_per_frame = decoder.samples_per_frame();
     Some(
         lexicon
             .iter()
@@ -736,12 +761,13 @@ fn align_span(
 /// The longest stretch whose phones are aligned in one pass: 20 s.
 const MAX_PHONE_PASS_SAMPLES: usize = 20 * MODEL_SAMPLE_RATE as usize;
 
-/// Where to cut a long stretch whose words the word pass found (`words`, in frames) into
+/// Where to cut a long stretch whose words the word pass found (`words`, in frames of
+/// `1 / frame_rate` s) into
 /// pieces of at most 20 s: in each window, the longest pause between two words, pauses in its
 /// second half counting double (so pieces stay long). Each cut is the number of words before
 /// it and its frame, the middle of that pause. Empty when there is nothing to cut.
-fn pauses_to_cut_at(words: &[Segment]) -> Vec<(usize, u32)> {
-    let limit = (MAX_PHONE_PASS_SAMPLES / (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize) as u32;
+fn pauses_to_cut_at(words: &[Segment], frame_rate: u32) -> Vec<(usize, u32)> {
+    let limit = (MAX_PHONE_PASS_SAMPLES / (MODEL_SAMPLE_RATE / frame_rate.max(1)) as usize) as u32;
     let end_of = |w: &Segment| w.start + w.frames;
     let Some(last) = words.last() else {
         return Vec::new();
@@ -809,9 +835,9 @@ fn recognised_phones(
         }
         return out;
     }
-    let samples_per_frame = (MODEL_SAMPLE_RATE / FRAMES_PER_SECOND) as usize;
+    let samples_per_frame = d.samples_per_frame();
     let bounds: Vec<(usize, u32)> = std::iter::once((0, 0))
-        .chain(pauses_to_cut_at(words))
+        .chain(pauses_to_cut_at(words, d.frame_rate()))
         .chain(std::iter::once((words.len(), u32::MAX)))
         .collect();
     for piece in bounds.windows(2) {

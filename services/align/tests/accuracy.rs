@@ -8,7 +8,8 @@
 //!   the tempo.
 //! - `espeak-ng` and `espeak-ng degraded`: the same texts spoken by a second, unrelated engine
 //!   (Debian's espeak-ng, formant synthesis, through `tests/align/espeak_speak.c`), the truth
-//!   its own phoneme and word events. Reported only, for now (see below).
+//!   its own phoneme and word events. Held to the same bars (its fast text, 315 words a minute,
+//!   has phones shorter than the model's three 10 ms frames: it is aligned in 5 ms frames).
 //!
 //! Measured, over the corpus, with the transcript: phone onsets (phones matched within each
 //! word) median <= 30 ms and p90 <= 90 ms; word onsets median <= 40 ms; and the mouth cues made
@@ -487,7 +488,7 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
             scores[v].align_seconds += started.elapsed().as_secs_f64();
             scores[v].seconds += audio.duration_ms() as f64 / 1000.0;
             alignment.timeline.check().expect("a tiled timeline");
-            if transcript.is_some() && !variant.starts_with("espeak") {
+            if transcript.is_some() {
                 assert!(
                     alignment.forced,
                     "{variant} {}: not force-aligned",
@@ -518,10 +519,9 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
     for (v, variant) in variants.iter().enumerate() {
         let s = &scores[v];
         report(variant, s);
-        // espeak-ng's formant speech: reported, not yet held to the bars (issue 18: the word
-        // pass still loses the last words of some texts, which then fall back to recognition).
-        if variant.contains("no transcript") || variant.starts_with("espeak") {
-            if v == 2
+        // Without a transcript: reported (best effort), clean closures held to 0.8.
+        if variant.contains("no transcript") {
+            if variant.starts_with("clean")
                 && s.checks
                     .iter()
                     .any(|c| (c[0].0 as f64) < 0.8 * c[0].1 as f64)
@@ -546,6 +546,7 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
                 // 0.96-0.975 open and 0.89-1.00 rest over runs (reverb fills short pauses,
                 // and there are only 15-19 pauses of 200 ms, so one miss is 0.05), so 0.85
                 // guards against regressions until the bar is met.
+                // (espeak-ng's degraded speech meets 0.95: 0.974 open, 1.0 rest.)
                 let bar = if *variant == "degraded" && c > 0 {
                     0.85
                 } else {
