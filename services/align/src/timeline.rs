@@ -14,7 +14,9 @@ pub const ONSET_SHIFT_MS: u64 = 15;
 
 /// A word's last consonant held longer than this has swallowed the pause after it (the
 /// aligner tends to take the silence after a final stop for its closure); it keeps
-/// [`FINAL_CONSONANT_KEEP_MS`] and the rest is silence.
+/// [`FINAL_CONSONANT_KEEP_MS`] and the rest is silence. So does a word's first consonant
+/// with the pause before it (a stop's closure is silent too: the lips of a `b` after a
+/// comma would otherwise shut for the whole pause), keeping its end.
 const MAX_FINAL_CONSONANT_MS: u64 = 150;
 const FINAL_CONSONANT_KEEP_MS: u64 = 100;
 
@@ -112,7 +114,26 @@ pub(crate) fn build(
                 ))
             })
             .collect();
-        let Some(&(_, _, first_start, _)) = phones.first() else {
+        let (max_held, keep) = (
+            MAX_FINAL_CONSONANT_MS * b.rate / 1000,
+            FINAL_CONSONANT_KEEP_MS * b.rate / 1000,
+        );
+        let last = phones.len().saturating_sub(1);
+        let phones: Vec<_> = phones
+            .into_iter()
+            .enumerate()
+            .map(|(k, (name, ipa, mut start, mut end))| {
+                if end - start > max_held && !arpabet::is_vowel(name) {
+                    if k == last {
+                        end = start + keep;
+                    } else if k == 0 {
+                        start = end - keep;
+                    }
+                }
+                (ipa, start, end)
+            })
+            .collect();
+        let Some(&(_, first_start, _)) = phones.first() else {
             continue;
         };
         let new_sentence = current != Some(word.sentence);
@@ -144,15 +165,7 @@ pub(crate) fn build(
             b.mark(" ");
         }
         let word_start = first_start.max(b.cursor());
-        let last = phones.len() - 1;
-        let (max_final, keep) = (
-            MAX_FINAL_CONSONANT_MS * b.rate / 1000,
-            FINAL_CONSONANT_KEEP_MS * b.rate / 1000,
-        );
-        for (k, (name, ipa, start, mut end)) in phones.into_iter().enumerate() {
-            if k == last && end - start > max_final && !arpabet::is_vowel(name) {
-                end = start + keep;
-            }
+        for (ipa, start, end) in phones {
             // A diphthong or affricate is heard as its parts in turn.
             let n = ipa.len() as u64;
             let (start, end) = (start.max(b.cursor()), end.max(start));
@@ -275,5 +288,37 @@ mod tests {
         assert_eq!(t.words[0].confidence, Some(0.5));
         assert_eq!(t.words[0].aligned, Some(false));
         assert_eq!(t.phonemes[0].start_sample, 0);
+    }
+
+    #[test]
+    fn consonants_that_swallowed_a_pause_give_it_back() {
+        // "it. bob": the final t held 300 ms into the pause, the next b's closure from 300 ms
+        // before its release; each keeps 100 ms next to its word, the rest is silence.
+        let words = [
+            word(0..2, 0, &[("IH", 0, 10), ("T", 10, 40)]),
+            word(4..7, 1, &[("B", 40, 70), ("AA", 70, 80), ("B", 80, 85)]),
+        ];
+        let t = build(16_000, 16_000, &words, &[0..3, 4..7], FRAMES_PER_SECOND, 0);
+        t.check().expect("a tiled timeline");
+        let at = |symbol: &str, nth: usize| {
+            let p = t
+                .phonemes
+                .iter()
+                .filter(|p| p.phoneme == symbol)
+                .nth(nth)
+                .unwrap();
+            (p.start_sample, p.end_sample)
+        };
+        assert_eq!(at("t", 0), (1600, 3200));
+        assert_eq!(at("b", 0), (9600, 11_200));
+        // The pause between them is silence, and the second word starts at its b's release
+        // minus 100 ms; a short b (the last phone, 50 ms) is left as it is.
+        assert!(
+            t.phonemes
+                .iter()
+                .any(|p| p.phoneme == "_" && p.start_sample <= 3200 && p.end_sample >= 9600)
+        );
+        assert_eq!(t.words[1].start_sample, 9600);
+        assert_eq!(at("b", 1), (12_800, 13_600));
     }
 }

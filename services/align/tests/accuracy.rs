@@ -15,7 +15,7 @@
 //! word) median <= 30 ms and p90 <= 90 ms; word onsets median <= 40 ms; and the mouth cues made
 //! from the alignment (all three viseme sets) show closed lips within 40 ms of >= 0.95 of the
 //! true p/b/m, an open mouth at the midpoint of >= 0.95 of true vowels of 50 ms or more, and
-//! the mouth at rest in >= 0.95 of true pauses of 200 ms or more (0.85 for the last two on
+//! the mouth at rest in >= 0.95 of true pauses of 200 ms or more (open vowels 0.93 on
 //! degraded audio, for now: see the bar below). Without a transcript the same table is printed
 //! (best effort); clean closures must still reach 0.8. `ALIGN_DEBUG=1` prints the misses.
 //!
@@ -542,13 +542,13 @@ fn recordings_align_to_their_transcripts_as_closely_as_the_synthesiser_knows_its
         for (k, set) in VisemeSet::ALL.iter().enumerate() {
             for (c, what) in ["closed", "open", "rest"].iter().enumerate() {
                 let (ok, n) = s.checks[k][c];
-                // Issue 18 asks 0.95 of open vowels and rests in degraded audio too; measured
-                // 0.96-0.975 open and 0.89-1.00 rest over runs (reverb fills short pauses,
-                // and there are only 15-19 pauses of 200 ms, so one miss is 0.05), so 0.85
-                // guards against regressions until the bar is met.
-                // (espeak-ng's degraded speech meets 0.95: 0.974 open, 1.0 rest.)
-                let bar = if *variant == "degraded" && c > 0 {
-                    0.85
+                // Degraded audio meets 0.95 of rests (a word's first consonant no longer
+                // swallows the pause before it: rest 0.89-1.00 before, 1.00 since). Open
+                // vowels measured 0.957-0.976 over ten runs, 1-3 vowels of about 200 above
+                // the issue's 0.95, so that bar would fail a run in ten: 0.93 guards it.
+                // (espeak-ng's degraded speech meets 0.95: 0.970-0.974 open, 1.0 rest.)
+                let bar = if *variant == "degraded" && c == 1 {
+                    0.93
                 } else {
                     0.95
                 };
