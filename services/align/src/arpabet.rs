@@ -55,6 +55,11 @@ pub fn to_ipa(phone: &str) -> Option<&'static [char]> {
 }
 
 /// True for the ARPAbet vowels (stress digits allowed).
+/// Whether `phone` is a stop (or affricate), whose closure is silent.
+pub fn is_stop(phone: &str) -> bool {
+    matches!(phone, "B" | "P" | "D" | "T" | "G" | "K" | "CH" | "JH")
+}
+
 pub fn is_vowel(phone: &str) -> bool {
     matches!(
         phone.trim_end_matches(|c: char| c.is_ascii_digit()),

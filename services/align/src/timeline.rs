@@ -14,9 +14,10 @@ pub const ONSET_SHIFT_MS: u64 = 15;
 
 /// A word's last consonant held longer than this has swallowed the pause after it (the
 /// aligner tends to take the silence after a final stop for its closure); it keeps
-/// [`FINAL_CONSONANT_KEEP_MS`] and the rest is silence. So does a word's first consonant
-/// with the pause before it (a stop's closure is silent too: the lips of a `b` after a
-/// comma would otherwise shut for the whole pause), keeping its end.
+/// [`FINAL_CONSONANT_KEEP_MS`] and the rest is silence. So does a word's first stop with the
+/// pause before it (its closure is silent: the lips of a `b` after a comma would otherwise
+/// shut for the whole pause), keeping its end. (Other first consonants are left as they are:
+/// in slow speech an `s` or an `n` is that long.)
 const MAX_FINAL_CONSONANT_MS: u64 = 150;
 const FINAL_CONSONANT_KEEP_MS: u64 = 100;
 
@@ -126,7 +127,7 @@ pub(crate) fn build(
                 if end - start > max_held && !arpabet::is_vowel(name) {
                     if k == last {
                         end = start + keep;
-                    } else if k == 0 {
+                    } else if k == 0 && arpabet::is_stop(name) {
                         start = end - keep;
                     }
                 }
