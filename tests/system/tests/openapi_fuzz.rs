@@ -61,7 +61,27 @@ fn the_served_document_holds_under_a_schema_fuzzer() {
         "schemathesis found problems:\n{text}\n{}",
         stack.logs()
     );
-    // It did test every operation.
+    // It did test every operation (the lip-sync uploads, multipart and raw, among them).
     assert!(text.contains("Tested: "), "{text}");
+    let operations = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Selected: "))
+        .and_then(|l| l.split_once('/'))
+        .map(|(selected, total)| (selected.trim().to_owned(), total.trim().to_owned()));
+    let documented = avatar_test_support::workspace().join("services/gateway/openapi.json");
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(documented).unwrap()).unwrap();
+    assert!(document["paths"]["/v1/avatar/lipsync"]["post"].is_object());
+    let count: usize = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        operations,
+        Some((count.to_string(), count.to_string())),
+        "{text}"
+    );
     assert!(!stack.gateway.log_text().contains("panicked"));
 }
