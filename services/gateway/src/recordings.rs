@@ -24,7 +24,6 @@ use avatar_runtime::storage::{audio_key, recording_file_name};
 use avatar_runtime::submit::submit_recording;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::limits::Refusal;
 use crate::responses::{AcceptedResponse, FailedResponse, accepted};
 use crate::state::{App, Waited};
 
@@ -50,6 +49,18 @@ pub struct LipsyncForm {
     /// word boundaries, or `{"words": [{"word", "start", "end"}]}` in seconds. Not with
     /// `transcript`.
     timings: Option<String>,
+    /// `basic` (default), `rhubarb` or `oculus`.
+    viseme_set: Option<String>,
+}
+
+/// The query parameters of a lip-sync request (documentation only, like [`LipsyncForm`]: the
+/// handler reads them itself, to name unknown and repeated ones).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LipsyncQuery {
+    /// What the recording says (with a raw body; in a form, a part of its own).
+    transcript: Option<String>,
     /// `basic` (default), `rhubarb` or `oculus`.
     viseme_set: Option<String>,
 }
@@ -158,18 +169,24 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
             request: fields,
         });
     }
+    // A form that cannot be read is a 400 on `body`, as malformed JSON is for a render.
+    let malformed = |message: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_form",
+            format!("the body is not a well-formed multipart/form-data form: {message}"),
+        )
+        .field("body")
+    };
     let mut form = Multipart::from_request(request, &())
         .await
-        .map_err(|e| invalid("body", e.body_text()))?;
+        .map_err(|e| malformed(e.body_text()))?;
     let mut audio: Option<(Bytes, Option<String>)> = None;
     let broken = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large("body", MAX_RECORDING_BODY_BYTES)
         } else {
-            invalid(
-                "body",
-                format!("is not a well-formed form: {}", e.body_text()),
-            )
+            malformed(e.body_text())
         }
     };
     while let Some(field) = form.next_field().await.map_err(broken)? {
@@ -295,10 +312,7 @@ async fn store_and_submit(
     post,
     tag = "lipsync",
     path = "/v1/avatar/lipsync",
-    params(
-        ("transcript" = Option<String>, Query, description = "What the recording says (raw body only; or a form part)"),
-        ("viseme_set" = Option<String>, Query, description = "`basic` (default), `rhubarb` or `oculus`"),
-    ),
+    params(LipsyncQuery),
     request_body(
         content(
             (LipsyncForm = "multipart/form-data"),
@@ -309,7 +323,7 @@ async fn store_and_submit(
     responses(
         (status = 200, description = "The completed lip-sync", body = avatar_domain::RenderResult),
         (status = 202, description = "Still aligning after SYNC_TIMEOUT_SECONDS: poll `poll_url`", body = AcceptedResponse),
-        (status = 400, description = "The form is malformed", body = ErrorBody),
+        (status = 400, description = "The form is malformed (`field`: `body`)", body = ErrorBody),
         (status = 413, description = "The audio is larger than 25 MiB", body = ErrorBody),
         (status = 415, description = "The body is JSON (send the audio itself)", body = ErrorBody),
         (status = 422, description = "A field is invalid (named in `field`): not audio, an unsupported codec, damaged, silent, longer than 10 minutes, an empty transcript, unreadable timings", body = ErrorBody),
@@ -328,24 +342,10 @@ pub async fn lipsync_sync(State(app): State<App>, request: Request) -> Result<Re
         .clone()
         .unwrap_or_default();
     let normalised = checked.spec.render_spec().text;
-    if let Some(hit) = app.cache.get(&id) {
-        app.metrics.cache_hits.with_label_values(&["memory"]).inc();
-        app.metrics.renders.with_label_values(&["cached"]).inc();
-        return Ok(app.cached_answer(hit, &sent, &normalised));
+    if let Some(answer) = app.memory_answer(&id, &sent, &normalised) {
+        return Ok(answer);
     }
-    let _slot = app.slots.enter(&id).map_err(|refusal| {
-        app.metrics.renders.with_label_values(&["shed"]).inc();
-        let message = match refusal {
-            Refusal::Overloaded => format!(
-                "more than {} renders are being waited for; retry shortly",
-                app.config.max_concurrent_requests
-            ),
-            Refusal::TooManyWaiters => {
-                "too many requests wait for this very recording; retry shortly".to_owned()
-            }
-        };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
-    })?;
+    let _slot = app.enter_slot(&id)?;
     let Waited { record, cached, .. } = app
         .wait_for_submission(
             &id,
@@ -372,10 +372,7 @@ pub async fn lipsync_sync(State(app): State<App>, request: Request) -> Result<Re
     post,
     tag = "lipsync",
     path = "/v1/avatar/lipsync_async",
-    params(
-        ("transcript" = Option<String>, Query, description = "What the recording says (raw body only; or a form part)"),
-        ("viseme_set" = Option<String>, Query, description = "`basic` (default), `rhubarb` or `oculus`"),
-    ),
+    params(LipsyncQuery),
     request_body(
         content(
             (LipsyncForm = "multipart/form-data"),
@@ -386,7 +383,7 @@ pub async fn lipsync_sync(State(app): State<App>, request: Request) -> Result<Re
     responses(
         (status = 202, description = "Queued (or joined an identical lip-sync under way)", body = AcceptedResponse),
         (status = 200, description = "Already done: poll `poll_url` for the result", body = AcceptedResponse),
-        (status = 400, description = "The form is malformed", body = ErrorBody),
+        (status = 400, description = "The form is malformed (`field`: `body`)", body = ErrorBody),
         (status = 413, description = "The audio is larger than 25 MiB", body = ErrorBody),
         (status = 415, description = "The body is JSON (send the audio itself)", body = ErrorBody),
         (status = 422, description = "A field is invalid (named in `field`)", body = ErrorBody),

@@ -12,7 +12,6 @@ use avatar_domain::{RenderRequest, RenderResult, RenderStatus, render_id};
 use avatar_runtime::submit::submit;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::limits::{MAX_WAITERS_PER_RENDER, Refusal};
 use crate::responses::{AcceptedResponse, FailedResponse, PollResponse, accepted, json_bytes};
 use crate::state::{App, Waited};
 
@@ -41,24 +40,10 @@ pub async fn render_sync(
     let entered = Instant::now();
     let (request, spec) = app.read_request(&headers, body).await?;
     let id = render_id(&spec);
-    if let Some(hit) = app.cache.get(&id) {
-        app.metrics.cache_hits.with_label_values(&["memory"]).inc();
-        app.metrics.renders.with_label_values(&["cached"]).inc();
-        return Ok(app.cached_answer(hit, &request.text, &spec.text));
+    if let Some(answer) = app.memory_answer(&id, &request.text, &spec.text) {
+        return Ok(answer);
     }
-    let _slot = app.slots.enter(&id).map_err(|refusal| {
-        app.metrics.renders.with_label_values(&["shed"]).inc();
-        let message = match refusal {
-            Refusal::Overloaded => format!(
-                "more than {} renders are being waited for; retry shortly",
-                app.config.max_concurrent_requests
-            ),
-            Refusal::TooManyWaiters => format!(
-                "more than {MAX_WAITERS_PER_RENDER} requests wait for this very render; retry shortly"
-            ),
-        };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
-    })?;
+    let _slot = app.enter_slot(&id)?;
     let started = Instant::now();
     let Waited {
         record,

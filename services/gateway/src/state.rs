@@ -21,7 +21,7 @@ use avatar_runtime::watcher::RecordWatcher;
 use crate::cache::ResponseCache;
 use crate::config::GatewayConfig;
 use crate::error::ApiError;
-use crate::limits::{MAX_WAITERS_PER_RENDER, RenderSlots};
+use crate::limits::{MAX_WAITERS_PER_RENDER, Refusal, RenderSlots, Slot};
 use crate::parse::{parse_request, read_body};
 use crate::responses::{FailedResponse, accepted, json_bytes};
 
@@ -144,6 +144,32 @@ impl AppState {
             });
         }
         Ok(record)
+    }
+
+    /// A completed answer from the in-memory cache, for a client that sent `client_text`
+    /// (normalised: `normalised`), counted as a memory hit.
+    pub fn memory_answer(&self, id: &str, client_text: &str, normalised: &str) -> Option<Response> {
+        let hit = self.cache.get(id)?;
+        self.metrics.cache_hits.with_label_values(&["memory"]).inc();
+        self.metrics.renders.with_label_values(&["cached"]).inc();
+        Some(self.cached_answer(hit, client_text, normalised))
+    }
+
+    /// A share of render `id`'s waiting slot, or the 503 that sheds this request.
+    pub fn enter_slot(&self, id: &str) -> Result<Slot, ApiError> {
+        self.slots.enter(id).map_err(|refusal| {
+            self.metrics.renders.with_label_values(&["shed"]).inc();
+            let message = match refusal {
+                Refusal::Overloaded => format!(
+                    "more than {} renders are being waited for; retry shortly",
+                    self.config.max_concurrent_requests
+                ),
+                Refusal::TooManyWaiters => format!(
+                    "more than {MAX_WAITERS_PER_RENDER} requests wait for this very render; retry shortly"
+                ),
+            };
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
+        })
     }
 
     /// Submits `spec` (with the client's `sent_text`) and waits up to `timeout` for the render
