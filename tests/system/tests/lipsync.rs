@@ -44,30 +44,25 @@ fn transcode(bytes: &[u8], dir: &std::path::Path, extension: &str) -> Vec<u8> {
     std::fs::read(output).unwrap()
 }
 
-async fn post_raw(stack: &Stack, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let response = stack
-        .http
-        .post(stack.url(path))
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let json =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-    (status, json)
+/// A request body: raw with its content type, or a form.
+enum Body {
+    Raw(&'static str, Vec<u8>),
+    Form(Form),
 }
 
-async fn post_form(stack: &Stack, path: &str, form: Form) -> (u16, Value) {
-    let response = stack
+/// POSTs `body` to `path`: the status and the JSON answer.
+async fn send(stack: &Stack, path: &str, body: Body) -> (u16, Value) {
+    // A fresh connection each: a server that refuses a body unread (413) closes its
+    // connection, which a pooled client would otherwise reuse for the next request.
+    let request = stack
         .http
         .post(stack.url(path))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .header("Connection", "close");
+    let request = match body {
+        Body::Raw(content_type, bytes) => request.header("Content-Type", content_type).body(bytes),
+        Body::Form(form) => request.multipart(form),
+    };
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     let json =
@@ -91,16 +86,7 @@ fn a_recording_is_lip_synced_through_the_pipeline() {
             )
             .await;
         assert_eq!(status, 200, "{truth}");
-        let ogg = stack
-            .http
-            .get(truth["audio_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
+        let ogg = stack.fetch(truth["audio_url"].as_str().unwrap()).await;
 
         // Raw body, transcript as a query parameter (as the client wrote it: marks located in
         // it, leading space and all).
@@ -108,11 +94,10 @@ fn a_recording_is_lip_synced_through_the_pipeline() {
         let query =
             serde_urlencoded::to_string([("transcript", sent.as_str()), ("viseme_set", "rhubarb")])
                 .unwrap();
-        let (status, body) = post_raw(
+        let (status, body) = send(
             &stack,
             &format!("/v1/avatar/lipsync?{query}"),
-            "audio/ogg",
-            ogg.clone(),
+            Body::Raw("audio/ogg", ogg.clone()),
         )
         .await;
         assert_eq!(status, 200, "{body}\n{}", stack.logs());
@@ -183,11 +168,10 @@ fn a_recording_is_lip_synced_through_the_pipeline() {
         );
 
         // The same upload again is a cache hit; another transcript is another render.
-        let (status, again) = post_raw(
+        let (status, again) = send(
             &stack,
             &format!("/v1/avatar/lipsync?{query}"),
-            "audio/ogg",
-            ogg.clone(),
+            Body::Raw("audio/ogg", ogg.clone()),
         )
         .await;
         assert_eq!(status, 200);
@@ -200,7 +184,7 @@ fn a_recording_is_lip_synced_through_the_pipeline() {
         let form = Form::new()
             .part("audio", Part::bytes(mp3.clone()).file_name("take-1.mp3"))
             .text("viseme_set", "oculus");
-        let (status, heard) = post_form(&stack, "/v1/avatar/lipsync", form).await;
+        let (status, heard) = send(&stack, "/v1/avatar/lipsync", Body::Form(form)).await;
         assert_eq!(status, 200, "{heard}\n{}", stack.logs());
         assert_ne!(heard["render_id"], body["render_id"]);
         assert!(
@@ -250,7 +234,7 @@ fn a_recording_is_lip_synced_through_the_pipeline() {
         let form = Form::new()
             .part("audio", Part::bytes(wav).mime_str("audio/wav").unwrap())
             .text("timings", json!({"words": timed}).to_string());
-        let (status, given) = post_form(&stack, "/v1/avatar/lipsync_async", form).await;
+        let (status, given) = send(&stack, "/v1/avatar/lipsync_async", Body::Form(form)).await;
         assert_eq!(status, 202, "{given}");
         let poll_url = given["poll_url"].as_str().unwrap();
         let id = poll_url.rsplit('/').next().unwrap();
@@ -262,12 +246,6 @@ fn a_recording_is_lip_synced_through_the_pipeline() {
     });
 }
 
-/// A request body: raw with its content type, or a form.
-enum Body {
-    Raw(&'static str, Vec<u8>),
-    Form(Form),
-}
-
 #[test]
 fn bad_recordings_are_refused_naming_the_field_and_nothing_is_kept() {
     let stack = Stack::start(Options::default());
@@ -276,16 +254,7 @@ fn bad_recordings_are_refused_naming_the_field_and_nothing_is_kept() {
             let (_, truth, _) = stack
                 .post("/v1/avatar/render", &json!({"text": "Hi there."}))
                 .await;
-            stack
-                .http
-                .get(truth["audio_url"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap()
-                .to_vec()
+            stack.fetch(truth["audio_url"].as_str().unwrap()).await
         };
         let files_before = stack.audio_files().len();
         let silent = {
@@ -299,6 +268,16 @@ fn bad_recordings_are_refused_naming_the_field_and_nothing_is_kept() {
             wav
         };
         let cases: Vec<(&str, Body, u16, &str)> = vec![
+            (
+                "/v1/avatar/lipsync",
+                Body::Raw(
+                    "multipart/form-data; boundary=XyZ",
+                    b"--XyZ\r\nContent-Disposition: form-data; name=\"audio\"\r\n\r\ncut short"
+                        .to_vec(),
+                ),
+                400,
+                "body",
+            ),
             (
                 "/v1/avatar/lipsync",
                 Body::Raw("application/json", b"{\"text\":\"hi\"}".to_vec()),
@@ -405,10 +384,7 @@ fn bad_recordings_are_refused_naming_the_field_and_nothing_is_kept() {
             ),
         ];
         for (path, body, want, field) in cases {
-            let (status, answer) = match body {
-                Body::Raw(content_type, bytes) => post_raw(&stack, path, content_type, bytes).await,
-                Body::Form(form) => post_form(&stack, path, form).await,
-            };
+            let (status, answer) = send(&stack, path, body).await;
             assert_eq!(status, want, "{path} {field}: {answer}");
             assert_eq!(answer["field"], field, "{path}: {answer}");
             assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -420,11 +396,10 @@ fn bad_recordings_are_refused_naming_the_field_and_nothing_is_kept() {
             "{:?}",
             stack.audio_files()
         );
-        let (status, ok) = post_raw(
+        let (status, ok) = send(
             &stack,
             "/v1/avatar/lipsync?transcript=Hi+there.",
-            "audio/ogg",
-            speech,
+            Body::Raw("audio/ogg", speech),
         )
         .await;
         assert_eq!(status, 200, "{ok}");

@@ -58,15 +58,7 @@ fn a_killed_tts_worker_does_not_lose_the_job() {
         check_completed(&done);
         // Audio and cues from one synthesis run: the decoded audio is exactly as long as the
         // timeline the cues were made from (durations differ from run to run).
-        let audio = stack
-            .http
-            .get(done["audio_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let audio = stack.fetch(done["audio_url"].as_str().unwrap()).await;
         let ms = probe_ms(&audio);
         assert!(
             (ms - done["duration_ms"].as_f64().unwrap()).abs() <= 20.0,

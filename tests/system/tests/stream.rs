@@ -188,15 +188,7 @@ fn a_websocket_stream_fed_word_by_word_speaks_segment_by_segment() {
         assert!(segments.len() >= 4, "{}", segments.len());
         // Every segment's audio is there and as long as it says.
         for s in &segments {
-            let audio = stack
-                .http
-                .get(s["audio_url"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let audio = stack.fetch(s["audio_url"].as_str().unwrap()).await;
             let ms = probe_ms(&audio);
             assert!(
                 (ms - s["duration_ms"].as_f64().unwrap()).abs() <= 20.0,

@@ -273,6 +273,13 @@ impl Stack {
         )
     }
 
+    /// The bytes at `url` (an `audio_url`, say), which must answer 200.
+    pub async fn fetch(&self, url: &str) -> Vec<u8> {
+        let response = self.http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        response.bytes().await.unwrap().to_vec()
+    }
+
     /// Polls a render until it is completed or failed.
     pub async fn wait_final(&self, render_id: &str, timeout: Duration) -> Value {
         let started = Instant::now();
