@@ -669,45 +669,23 @@ fn align_span(
         let left_pcm = with_tail_pad(&pcm[..cut]);
         let mut left = align_span(decoder, &left_pcm, &lexicon[..keep], depth + 1)?;
         let right = align_span(decoder, &pcm[cut..], &lexicon[keep..], depth + 1)?;
-        left.extend(right.into_iter().map(|mut w| {
-            for p in &mut w.phones {
-                p.1 += cut_frame;
-                p.2 += cut_frame;
-            }
-            w
-        }));
+        left.extend(shifted(right, cut_frame));
         return Some(left);
     }
-    let cuts = if pcm.len() > MAX_PHONE_PASS_SAMPLES {
-        pauses_to_cut_at(&word_segments, decoder.frame_rate())
+    let pieces = if pcm.len() > MAX_PHONE_PASS_SAMPLES {
+        pieces(decoder, &word_segments, pcm.len())
     } else {
         Vec::new()
     };
-    if !cuts.is_empty() {
+    if pieces.len() > 1 {
         // A long stretch: the phone pass's memory grows with frames times states (2 GB for
         // four minutes in one pass), so it is aligned in pieces of at most 20 s, cut in
         // pauses between the words this pass found (one word pass over the whole, so the
         // time stays linear too).
-        let samples_per_frame = decoder.samples_per_frame();
         let mut out = Vec::with_capacity(lexicon.len());
-        let bounds = std::iter::once((0, 0))
-            .chain(cuts)
-            .chain(std::iter::once((lexicon.len(), u32::MAX)));
-        let bounds: Vec<(usize, u32)> = bounds.collect();
-        for piece in bounds.windows(2) {
-            let ((from_word, from_frame), (to_word, to_frame)) = (piece[0], piece[1]);
-            let from = (from_frame as usize * samples_per_frame).min(pcm.len());
-            let to = (to_frame as usize)
-                .saturating_mul(samples_per_frame)
-                .min(pcm.len());
-            let words = align_span(decoder, &pcm[from..to], &lexicon[from_word..to_word], depth)?;
-            out.extend(words.into_iter().map(|mut w| {
-                for p in &mut w.phones {
-                    p.1 += from_frame;
-                    p.2 += from_frame;
-                }
-                w
-            }));
+        for piece in pieces {
+            let words = align_span(decoder, &pcm[piece.samples], &lexicon[piece.words], depth)?;
+            out.extend(shifted(words, piece.first_frame));
         }
         return Some(out);
     }
@@ -761,11 +739,50 @@ fn align_span(
 /// The longest stretch whose phones are aligned in one pass: 20 s.
 const MAX_PHONE_PASS_SAMPLES: usize = 20 * MODEL_SAMPLE_RATE as usize;
 
+/// One piece of a long stretch: its words (indices into the stretch's), its samples, and the
+/// frame it starts at (what its own frames are shifted by).
+struct Piece {
+    words: Range<usize>,
+    samples: Range<usize>,
+    first_frame: u32,
+}
+
+/// A stretch of `samples` samples whose words the word pass found (`words`, in frames of
+/// `decoder`'s rate) as pieces cut at [`pauses_to_cut_at`]: one piece, the whole, when there
+/// is nothing to cut.
+fn pieces(decoder: &Decoder, words: &[Segment], samples: usize) -> Vec<Piece> {
+    let per_frame = decoder.samples_per_frame();
+    let at = |frame: u32| (frame as usize).saturating_mul(per_frame).min(samples);
+    let bounds: Vec<(usize, u32)> = std::iter::once((0, 0))
+        .chain(pauses_to_cut_at(words, decoder.frame_rate()))
+        .chain(std::iter::once((words.len(), u32::MAX)))
+        .collect();
+    bounds
+        .windows(2)
+        .map(|b| Piece {
+            words: b[0].0..b[1].0,
+            samples: at(b[0].1)..at(b[1].1),
+            first_frame: b[0].1,
+        })
+        .collect()
+}
+
+/// `words` aligned in a piece of audio, their frames moved to where that piece starts.
+fn shifted(words: Vec<TimedWord>, frames: u32) -> impl Iterator<Item = TimedWord> {
+    words.into_iter().map(move |mut w| {
+        for p in &mut w.phones {
+            p.1 += frames;
+            p.2 += frames;
+        }
+        w
+    })
+}
+
 /// Where to cut a long stretch whose words the word pass found (`words`, in frames of
-/// `1 / frame_rate` s) into
-/// pieces of at most 20 s: in each window, the longest pause between two words, pauses in its
-/// second half counting double (so pieces stay long). Each cut is the number of words before
-/// it and its frame, the middle of that pause. Empty when there is nothing to cut.
+/// `1 / frame_rate` s) into pieces of at most 20 s: in each window, the longest pause between
+/// two words, pauses in its second half counting double (so pieces stay long). Each cut is the
+/// number of words before it and its frame, the middle of that pause. Empty when there is
+/// nothing to cut.
 fn pauses_to_cut_at(words: &[Segment], frame_rate: u32) -> Vec<(usize, u32)> {
     let limit = (MAX_PHONE_PASS_SAMPLES / (MODEL_SAMPLE_RATE / frame_rate.max(1)) as usize) as u32;
     let end_of = |w: &Segment| w.start + w.frames;
@@ -800,8 +817,8 @@ fn pauses_to_cut_at(words: &[Segment], frame_rate: u32) -> Vec<(usize, u32)> {
 
 /// The phones of recognised `words` (the recogniser's last decode of `pcm`), where their
 /// alignment finds them: one phone pass over the hypothesis, or, beyond 20 s of audio (whose
-/// single phone pass would take gigabytes), a word and a phone pass over each piece between
-/// [`pauses_to_cut_at`]'s cuts.
+/// single phone pass would take gigabytes), a word and a phone pass over each of its
+/// [`pieces`].
 fn recognised_phones(
     d: &mut Decoder,
     pcm: &[i16],
@@ -835,22 +852,12 @@ fn recognised_phones(
         }
         return out;
     }
-    let samples_per_frame = d.samples_per_frame();
-    let bounds: Vec<(usize, u32)> = std::iter::once((0, 0))
-        .chain(pauses_to_cut_at(words, d.frame_rate()))
-        .chain(std::iter::once((words.len(), u32::MAX)))
-        .collect();
-    for piece in bounds.windows(2) {
-        let ((from_word, from_frame), (to_word, to_frame)) = (piece[0], piece[1]);
-        let from = (from_frame as usize * samples_per_frame).min(pcm.len());
-        let to = (to_frame as usize)
-            .saturating_mul(samples_per_frame)
-            .min(pcm.len());
-        let tokens: Vec<&str> = words[from_word..to_word]
+    for piece in pieces(d, words, pcm.len()) {
+        let tokens: Vec<&str> = words[piece.words.clone()]
             .iter()
             .map(|w| w.name.as_str())
             .collect();
-        let audio = &pcm[from..to];
+        let audio = &pcm[piece.samples];
         if d.set_align_text(&tokens.join(" "))
             && d.decode(audio)
             && d.hypothesis().is_some()
@@ -858,7 +865,7 @@ fn recognised_phones(
             && d.decode(audio)
         {
             let aligned = d.alignment();
-            fill(&mut out, from_word, aligned, from_frame);
+            fill(&mut out, piece.words.start, aligned, piece.first_frame);
         }
     }
     out

@@ -12,7 +12,6 @@ use avatar_align::{AlignError, Aligner};
 use avatar_domain::{
     FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, render_id,
 };
-pub use avatar_domain::{RecordingRequest, Words};
 use avatar_domain::{RecordingSpec, recording_id};
 use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceStore};
 
@@ -185,7 +184,7 @@ pub enum RecordingError {
 
 /// Lip-sync of a recording (`bytes`, the whole file, as [`avatar_audio::decode_recording`]
 /// decoded it into `audio`), its words force-aligned to the transcript, taken from the
-/// engine's own timings, or recognised (see [`Words`]). The same stages as a text render make
+/// engine's own timings, or recognised (see [`avatar_domain::Words`]). The same stages as a text render make
 /// the cues, eye events and marks from the timeline; the marks index the normalised
 /// transcript (or, without one, the result's `transcript`). `audio_url` gives the URL of the
 /// stored recording by render id. `processing_time_ms` is the alignment, cues and eye events

@@ -246,7 +246,7 @@ fn run_recording(args: &Args, path: &std::path::Path) -> Result<(), Failure> {
         .viseme_set
         .parse()
         .map_err(|e: avatar_domain::FieldError| Failure::Usage(e.to_string()))?;
-    let request = avatar_render::RecordingRequest {
+    let request = avatar_domain::RecordingRequest {
         transcript: transcript.clone(),
         timings: args.timings.as_deref().map(read).transpose()?,
         viseme_set: Some(viseme_set),
