@@ -230,20 +230,29 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
     })
 }
 
-/// A lip-sync request read, checked and decoded: its render id and what to submit.
+/// A lip-sync request read and its fields checked: its render id and what to submit.
 struct Checked {
     id: String,
     spec: RecordingSpec,
     upload: Upload,
-    extension: &'static str,
 }
 
-/// Reads and checks a request: the fields first, then the audio, decoded off the async
-/// threads (up to a second for ten minutes of MP3).
+/// Reads a request and checks its fields; its render id needs nothing else, so an answer
+/// already remembered costs no decoding.
 async fn check(request: Request) -> Result<Checked, ApiError> {
     let upload = read_upload(request).await?;
     let spec = upload.request.validate().map_err(ApiError::invalid)?;
-    let (audio, hint) = (upload.audio.clone(), upload.hint.clone());
+    Ok(Checked {
+        id: recording_id(&upload.audio, &spec),
+        spec,
+        upload,
+    })
+}
+
+/// Checks the audio against the limits by decoding it, off the async threads (up to a second
+/// for ten minutes of MP3): the extension it is stored with.
+async fn check_audio(checked: &Checked) -> Result<&'static str, ApiError> {
+    let (audio, hint) = (checked.upload.audio.clone(), checked.upload.hint.clone());
     let container = tokio::task::spawn_blocking(move || {
         avatar_audio::decode_recording(&audio, hint.as_deref()).map(|(_, container)| container)
     })
@@ -256,20 +265,16 @@ async fn check(request: Request) -> Result<Checked, ApiError> {
         )
     })?
     .map_err(|e| ApiError::invalid(vec![e]))?;
-    Ok(Checked {
-        id: recording_id(&upload.audio, &spec),
-        spec,
-        upload,
-        extension: container.extension(),
-    })
+    Ok(container.extension())
 }
 
 /// Stores the recording (unless its render is completed already) and submits its job.
 async fn store_and_submit(
     app: &App,
     checked: &Checked,
+    extension: &str,
 ) -> Result<avatar_runtime::submit::Submitted, ApiError> {
-    let file = recording_file_name(&checked.id, checked.extension);
+    let file = recording_file_name(&checked.id, extension);
     let already = app
         .pipeline
         .renders
@@ -345,12 +350,13 @@ pub async fn lipsync_sync(State(app): State<App>, request: Request) -> Result<Re
     if let Some(answer) = app.memory_answer(&id, &sent, &normalised) {
         return Ok(answer);
     }
+    let extension = check_audio(&checked).await?;
     let _slot = app.enter_slot(&id)?;
     let Waited { record, cached, .. } = app
         .wait_for_submission(
             &id,
             app.config.sync_timeout,
-            store_and_submit(&app, &checked),
+            store_and_submit(&app, &checked, extension),
         )
         .await?;
     if cached {
@@ -396,7 +402,8 @@ pub async fn lipsync_async(State(app): State<App>, request: Request) -> Result<R
     if app.cache.get(&id).is_some() {
         return Ok((StatusCode::OK, Json(accepted(&id, RenderStatus::Completed))).into_response());
     }
-    let submitted = store_and_submit(&app, &checked).await?;
+    let extension = check_audio(&checked).await?;
+    let submitted = store_and_submit(&app, &checked, extension).await?;
     let record = submitted.record();
     let status = if record.status == RenderStatus::Completed {
         StatusCode::OK
