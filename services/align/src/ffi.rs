@@ -232,6 +232,25 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// Starts an utterance to be fed in pieces ([`Decoder::feed`], then [`Decoder::end`]).
+    pub(crate) fn start(&mut self) -> bool {
+        // SAFETY: a live decoder.
+        unsafe { (self.api.start_utt)(self.ps) >= 0 }
+    }
+
+    /// Decodes the next piece of the started utterance; [`Decoder::segments`] and
+    /// [`Decoder::hypothesis`] then answer for the audio so far (the best partial path).
+    pub(crate) fn feed(&mut self, samples: &[i16]) -> bool {
+        // SAFETY: a live decoder, and `samples` outlives the call.
+        unsafe { (self.api.process_raw)(self.ps, samples.as_ptr(), samples.len(), 0, 0) >= 0 }
+    }
+
+    /// Ends the started utterance.
+    pub(crate) fn end(&mut self) -> bool {
+        // SAFETY: a live decoder.
+        unsafe { (self.api.end_utt)(self.ps) >= 0 }
+    }
+
     /// The best hypothesis of the last decode, if the search reached the end.
     pub(crate) fn hypothesis(&mut self) -> Option<String> {
         let mut score = 0i32;

@@ -24,6 +24,7 @@
 
 pub mod arpabet;
 mod ffi;
+mod live;
 mod timeline;
 
 use std::ops::Range;
@@ -37,6 +38,10 @@ use ffi::{Api, Decoder, Segment, Setting};
 use tts::espeak::{Phonemized, Phonemizer};
 
 pub use avatar_domain::timings::{ExternalTimings, TimingsError, WordTime};
+pub use live::{
+    ENDPOINT_QUIET_MS, LIVE_LAG_MS, LiveEvent, LiveSession, MAX_UTTERANCE_MS, RunningTranscript,
+    Utterance,
+};
 pub use timeline::ONSET_SHIFT_MS;
 
 /// The aligner's sample rate: the acoustic model's.
@@ -84,6 +89,9 @@ impl AlignerConfig {
     }
     fn language_model(&self) -> PathBuf {
         self.model.join("en-us/en-us.lm.bin")
+    }
+    fn phone_model(&self) -> PathBuf {
+        self.model.join("en-us/en-us-phone.lm.bin")
     }
 }
 
@@ -134,7 +142,7 @@ pub struct Aligner {
     api: &'static Api,
     phonemizer: &'static Phonemizer,
     /// Idle decoders of each [`Kind`].
-    pools: [Mutex<Vec<Decoder<'static>>>; 4],
+    pools: [Mutex<Vec<Decoder<'static>>>; 5],
 }
 
 /// The decoders the aligner uses.
@@ -149,6 +157,8 @@ enum Kind {
     FastAligner,
     /// Recognition with the en-us language model.
     Recognizer,
+    /// A phone loop (the en-us phone language model), decoding as audio comes: live lip-sync.
+    Phones,
 }
 
 /// A written word of the transcript and the dictionary entry it is aligned as.
@@ -208,21 +218,40 @@ impl Aligner {
     fn decoder(&self, kind: Kind) -> Result<Decoder<'static>, AlignError> {
         let hmm = self.config.acoustic_model();
         let dict = self.config.dictionary();
-        let lm_file = self.config.language_model();
+        let (lm_file, phone_file) = (self.config.language_model(), self.config.phone_model());
         let lm = (kind == Kind::Recognizer).then_some(lm_file.as_path());
-        let lm_path = lm.map(|p| p.to_string_lossy().into_owned());
+        let phones = (kind == Kind::Phones).then_some(phone_file.as_path());
+        let path = |p: Option<&Path>| p.map(|p| p.to_string_lossy().into_owned());
+        let (lm_path, phones_path) = (path(lm), path(phones));
         let mut settings = vec![
             ("hmm", Setting::Str(hmm.to_str().unwrap_or_default())),
             ("dict", Setting::Str(dict.to_str().unwrap_or_default())),
             ("loglevel", Setting::Str("FATAL")),
             ("samprate", Setting::Float(f64::from(MODEL_SAMPLE_RATE))),
             // The whole recording's cepstral mean, not a running one carried over from the
-            // previous request: the same audio aligns the same way whatever came before.
-            ("cmn", Setting::Str("batch")),
+            // previous request: the same audio aligns the same way whatever came before. Live
+            // audio has no whole: its mean is a running one.
+            (
+                "cmn",
+                Setting::Str(if kind == Kind::Phones {
+                    "live"
+                } else {
+                    "batch"
+                }),
+            ),
         ];
         match &lm_path {
             Some(lm) => settings.push(("lm", Setting::Str(lm))),
             None => settings.push(("lm", Setting::Null)),
+        }
+        if let Some(phones) = &phones_path {
+            // The settings of `../shared/reference/own-audio` (section 2c): phones stable
+            // 110-140 ms after their onset in median, 200-270 ms at p90, at 20 ms chunks.
+            settings.push(("allphone", Setting::Str(phones)));
+            settings.push(("lw", Setting::Float(2.0)));
+            for beam in ["beam", "pbeam"] {
+                settings.push((beam, Setting::Float(1e-20)));
+            }
         }
         if kind == Kind::WideAligner {
             for beam in ["beam", "pbeam", "wbeam"] {
@@ -234,7 +263,7 @@ impl Aligner {
         }
         for file in [&hmm.join("mdef"), &dict]
             .into_iter()
-            .chain(lm.map(Path::to_path_buf).as_ref())
+            .chain(lm.or(phones).map(Path::to_path_buf).as_ref())
         {
             if !file.exists() {
                 return Err(AlignError::Model {
@@ -249,22 +278,32 @@ impl Aligner {
         })
     }
 
+    /// An idle decoder of `kind` (a new one if none is idle), to [`Aligner::give_back`].
+    fn take(&self, kind: Kind) -> Result<Decoder<'static>, AlignError> {
+        let pool = &self.pools[kind as usize];
+        let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        match taken {
+            Some(d) => Ok(d),
+            None => self.decoder(kind),
+        }
+    }
+
+    fn give_back(&self, kind: Kind, decoder: Decoder<'static>) {
+        self.pools[kind as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(decoder);
+    }
+
     /// Runs `f` with an idle decoder of `kind` (a new one if none is idle).
     fn with_decoder<T>(
         &self,
         kind: Kind,
         f: impl FnOnce(&mut Decoder<'static>) -> T,
     ) -> Result<T, AlignError> {
-        let pool = &self.pools[kind as usize];
-        let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut decoder = match taken {
-            Some(d) => d,
-            None => self.decoder(kind)?,
-        };
+        let mut decoder = self.take(kind)?;
         let out = f(&mut decoder);
-        pool.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(decoder);
+        self.give_back(kind, decoder);
         Ok(out)
     }
 
@@ -506,33 +545,46 @@ fn word_phonemes(phonemized: &Phonemized) -> (Vec<Vec<char>>, Vec<usize>) {
 fn to_model_pcm(audio: &DecodedAudio) -> Result<Vec<i16>, AlignError> {
     let samples = avatar_audio::resample(&audio.samples, audio.sample_rate, MODEL_SAMPLE_RATE)
         .map_err(|e| AlignError::Resample(e.to_string()))?;
-    let mut dither = dither();
+    let mut dither = Dither::default();
     Ok(samples
         .iter()
         .copied()
         .chain(std::iter::repeat_n(0.0, TAIL_PAD_SAMPLES))
-        .map(|s| (s * 32767.0 + dither()).clamp(-32768.0, 32767.0) as i16)
+        .map(|s| dither.sample(s))
         .collect())
 }
 
 /// A faint, fixed noise of up to 2 LSB (xorshift), so that no stretch is digital silence.
-fn dither() -> impl FnMut() -> f32 {
-    let mut state = 0x9e37_79b9u32;
-    move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state % 5) as f32 - 2.0
+struct Dither(u32);
+
+impl Default for Dither {
+    fn default() -> Self {
+        Self(0x9e37_79b9)
+    }
+}
+
+impl Dither {
+    fn next(&mut self) -> f32 {
+        let state = &mut self.0;
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        (*state % 5) as f32 - 2.0
+    }
+
+    /// `s` (in [-1, 1]) as a dithered 16-bit sample.
+    fn sample(&mut self, s: f32) -> i16 {
+        (s * 32767.0 + self.next()).clamp(-32768.0, 32767.0) as i16
     }
 }
 
 /// `pcm` with [`TAIL_PAD_SAMPLES`] of dithered silence after it, as every stretch the word pass
 /// is given ends: a word cut right at its end otherwise cannot reach the search's final state.
 fn with_tail_pad(pcm: &[i16]) -> Vec<i16> {
-    let mut dither = dither();
+    let mut dither = Dither::default();
     pcm.iter()
         .copied()
-        .chain((0..TAIL_PAD_SAMPLES).map(|_| dither() as i16))
+        .chain((0..TAIL_PAD_SAMPLES).map(|_| dither.next() as i16))
         .collect()
 }
 

@@ -24,6 +24,9 @@
 //! A second test aligns the whole corpus as one recording of about 85 s, which is aligned in
 //! pieces of at most 20 s (cut in pauses), to the same bars.
 //!
+//! A third decodes the corpus live (in 20 ms chunks, at the fixed lag) and holds its answers
+//! and the corrections made at pauses to bars (see the test).
+//!
 //! The synthesiser samples noise, so every run is new audio: the figures move by a few
 //! hundredths between runs.
 
@@ -167,12 +170,20 @@ fn score(
             }
         }
     }
+    for (k, &set) in VisemeSet::ALL.iter().enumerate() {
+        check_cues(truth, scale, k, &lipsync::mouth_cues(aligned, set), out);
+    }
+}
+
+/// Scores the cues of viseme set `VisemeSet::ALL[k]` against `truth`: lips closed for p, b and
+/// m, open in vowels, at rest in pauses.
+fn check_cues(truth: &PhonemeTimeline, scale: f64, k: usize, cues: &[MouthCue], out: &mut Score) {
     let all = phones_in(truth, 0, u64::MAX, scale);
     let pauses = truth.pauses(200.0 / scale);
     out.checks
         .resize(VisemeSet::ALL.len().max(out.checks.len()), [(0, 0); 3]);
-    for (k, &set) in VisemeSet::ALL.iter().enumerate() {
-        let cues = lipsync::mouth_cues(aligned, set);
+    {
+        let set = VisemeSet::ALL[k];
         let closed = closed_set(set);
         let rest = lipsync::visemes::rest(set);
         let c = &mut out.checks[k];
@@ -180,7 +191,7 @@ fn score(
             match p.sound {
                 Sound::Consonant(Consonant::Bilabial) => {
                     let (lo, hi) = (p.start - 40.0, p.end + 40.0);
-                    let shut = closed.contains(&viseme_at(&cues, lo))
+                    let shut = closed.contains(&viseme_at(cues, lo))
                         || cues.iter().any(|q| {
                             (lo..=hi).contains(&(q.t_ms as f64))
                                 && closed.contains(&q.viseme.as_str())
@@ -189,7 +200,7 @@ fn score(
                     c[0].1 += 1;
                 }
                 Sound::Vowel(_) if p.end - p.start >= 50.0 => {
-                    let ok = !closed.contains(&viseme_at(&cues, (p.start + p.end) / 2.0));
+                    let ok = !closed.contains(&viseme_at(cues, (p.start + p.end) / 2.0));
                     if !ok && std::env::var_os("ALIGN_DEBUG").is_some() {
                         let near: Vec<_> = cues
                             .iter()
@@ -211,7 +222,7 @@ fn score(
         }
         for pause in &pauses {
             let mid = (pause.start_ms + pause.end_ms) / 2.0 * scale;
-            let ok = viseme_at(&cues, mid) == rest;
+            let ok = viseme_at(cues, mid) == rest;
             if !ok && std::env::var_os("ALIGN_DEBUG").is_some() {
                 let near: Vec<_> = cues
                     .iter()
@@ -680,4 +691,307 @@ fn a_long_recording_is_aligned_in_pieces_as_exactly_as_short_ones() {
     report("one long, no transcript", &s);
     let (ok, n) = s.checks[0][0];
     assert!(ok as f64 >= 0.8 * n as f64, "closed {ok}/{n}");
+}
+
+/// Live lip-sync: the corpus spoken text after text, each followed by 800 ms of quiet, over a
+/// faint noise floor, fed to a live session at 16 kHz in 20 ms chunks as a microphone would,
+/// with the running transcript given a text at a time as its speech starts.
+///
+/// - The answers come at the fixed lag: after every chunk, cues cover the audio up to
+///   [`LIVE_LAG_MS`] (and one update) ago, and never the audio heard less than that ago
+///   (but at an utterance's end, when what follows is known quiet).
+/// - The live cues (the phone loop: no words) rest in pauses and open the mouth in vowels.
+/// - The corrections at pauses are force-aligned to the transcript, each using the words its
+///   utterance spoke, all of them in the end, and meet the offline bars.
+#[test]
+fn live_audio_is_answered_at_a_fixed_lag_and_corrected_at_pauses() {
+    use avatar_align::{LIVE_LAG_MS, LiveEvent, RunningTranscript};
+
+    let corpus: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("tests/lipsync/corpus.json")).unwrap(),
+    )
+    .unwrap();
+    let runtime = RuntimePaths::from_env();
+    let voices = VoiceStore::open(voices_dir(), &runtime, 2).expect("voices");
+    let voice = voices.get(VOICE).expect("the joe voice");
+    let aligner = Aligner::load(&AlignerConfig::from_env()).expect("the aligner");
+
+    // The stream and its truth, at the voice's rate.
+    let mut samples: Vec<f32> = Vec::new();
+    let mut truth = PhonemeTimeline::default();
+    let mut full_text = String::new();
+    let mut text_starts: Vec<(u64, String)> = Vec::new();
+    for text in corpus["texts"].as_array().unwrap() {
+        let words = text["text"].as_str().unwrap();
+        let speed = text["speed"].as_f64().unwrap_or(1.0);
+        let s = synthesize(&voice, words, speed).unwrap();
+        let rate = s.sample_rate();
+        truth.sample_rate = rate;
+        let at = samples.len() as u64;
+        text_starts.push((at * 16_000 / u64::from(rate), format!("{words} ")));
+        samples.extend_from_slice(&s.samples);
+        let base = full_text.len();
+        full_text.push_str(words);
+        full_text.push(' ');
+        for p in &s.timeline.phonemes {
+            truth.phonemes.push(avatar_domain::TimedPhoneme {
+                start_sample: p.start_sample + at,
+                end_sample: p.end_sample + at,
+                ..p.clone()
+            });
+        }
+        for w in &s.timeline.words {
+            truth.words.push(avatar_domain::SpokenText {
+                start_sample: w.start_sample + at,
+                end_sample: w.end_sample + at,
+                text_start: w.text_start + base,
+                text_end: w.text_end + base,
+                ..w.clone()
+            });
+        }
+        let quiet = rate as usize * 8 / 10;
+        truth.phonemes.push(avatar_domain::TimedPhoneme {
+            phoneme: "_".into(),
+            start_sample: samples.len() as u64,
+            end_sample: (samples.len() + quiet) as u64,
+        });
+        samples.resize(samples.len() + quiet, 0.0);
+    }
+    truth.total_samples = samples.len() as u64;
+    truth.check().expect("the truth tiles the stream");
+    let mut stream = avatar_audio::resample(&samples, truth.sample_rate, 16_000).unwrap();
+    // A microphone's noise floor, about 60 dB below full scale.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for s in &mut stream {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *s += ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.002;
+    }
+    let seconds = stream.len() as f64 / 16_000.0;
+    if std::env::var_os("ALIGN_DEBUG").is_some() {
+        for (at, text) in &text_starts {
+            eprintln!(
+                "text at {:.2} s: {}",
+                *at as f64 / 16e3,
+                &text[..30.min(text.len())]
+            );
+        }
+        eprintln!("stream {seconds:.2} s");
+    }
+
+    let mut live = aligner.live().expect("a live session");
+    let mut transcript = RunningTranscript::default();
+    let mut next_text = 0;
+    let mut events = Vec::new();
+    let mut live_cues: Vec<Vec<MouthCue>> = vec![Vec::new(); VisemeSet::ALL.len()];
+    let mut corrections: Vec<(u64, u64, avatar_align::Alignment)> = Vec::new();
+    let mut covered = 0u64;
+    let (mut live_seconds, mut correct_seconds) = (0.0, 0.0);
+    let lag = LIVE_LAG_MS * 16;
+    let chunk = 320;
+    for (i, piece) in stream.chunks(chunk).enumerate() {
+        let heard = ((i + 1) * chunk).min(stream.len()) as u64;
+        while next_text < text_starts.len() && text_starts[next_text].0 <= heard {
+            transcript.push(&text_starts[next_text].1);
+            next_text += 1;
+        }
+        let started = std::time::Instant::now();
+        live.push(piece, &mut events);
+        live_seconds += started.elapsed().as_secs_f64();
+        let last = i + 1 == stream.len().div_ceil(chunk);
+        if last {
+            transcript.complete();
+            live.finish(&mut events);
+        }
+        for event in events.drain(..) {
+            let (from, to) = match &event {
+                LiveEvent::Quiet { from, to } | LiveEvent::Speech { from, to, .. } => (*from, *to),
+                LiveEvent::Ended(u) => {
+                    let started = std::time::Instant::now();
+                    let a = aligner
+                        .align_utterance(u, &mut transcript)
+                        .expect("a correction");
+                    correct_seconds += started.elapsed().as_secs_f64();
+                    let end = u.offset + u.audio.samples.len() as u64;
+                    if std::env::var_os("ALIGN_DEBUG").is_some() {
+                        eprintln!(
+                            "utterance {:.2}-{:.2} s forced {}: {:?}; pending {:?}",
+                            u.offset as f64 / 16e3,
+                            end as f64 / 16e3,
+                            a.forced,
+                            a.text,
+                            transcript.pending()
+                        );
+                    }
+                    corrections.push((u.offset, end, a));
+                    continue;
+                }
+            };
+            assert_eq!(from, covered, "events tile the stream");
+            assert!(to > from);
+            covered = to;
+            if let LiveEvent::Speech {
+                offset, timeline, ..
+            } = &event
+            {
+                assert!(
+                    to + lag <= heard || last || heard - to <= lag,
+                    "cues to {to} with only {heard} heard"
+                );
+                for (k, &set) in VisemeSet::ALL.iter().enumerate() {
+                    live_cues[k].extend(lipsync::window_cues(
+                        timeline,
+                        set,
+                        offset / 16,
+                        from / 16,
+                        to / 16,
+                    ));
+                }
+            } else {
+                for (k, &set) in VisemeSet::ALL.iter().enumerate() {
+                    live_cues[k].push(MouthCue {
+                        t_ms: from / 16,
+                        viseme: lipsync::visemes::rest(set).into(),
+                        weight: 1.0,
+                    });
+                }
+            }
+        }
+        // The fixed lag: the answers are never further behind than the lag and one update.
+        assert!(
+            covered + lag + 100 * 16 + chunk as u64 >= heard,
+            "{covered} covered of {heard} heard"
+        );
+    }
+    assert_eq!(covered, stream.len() as u64, "the whole stream is answered");
+    assert_eq!(transcript.pending().trim(), "", "every word is aligned");
+
+    // The live answers alone (the phone loop, before any correction).
+    let mut live_score = Score::default();
+    for (k, cues) in live_cues.iter().enumerate() {
+        check_cues(&truth, 1.0, k, cues, &mut live_score);
+    }
+    println!(
+        "\nLive lip-sync of {seconds:.1} s of speech in 20 ms chunks: {} utterances, the phone \
+         loop at {:.3} of real time, corrections at {:.3}",
+        corrections.len(),
+        live_seconds / seconds,
+        correct_seconds / seconds
+    );
+    live_score.seconds = seconds;
+    live_score.align_seconds = live_seconds;
+    report("live, at the lag", &live_score);
+    // The phone loop at the lag, before corrections: measured closed 0.87-0.93, open
+    // 0.96-0.97, rest 1.00 over three runs (all three sets); held to 0.8 (the offline bar
+    // without a transcript), 0.9 and 0.95.
+    let mut failures = Vec::new();
+    for (k, set) in VisemeSet::ALL.iter().enumerate() {
+        for (c, (what, bar)) in [("closed", 0.8), ("open", 0.9), ("rest", 0.95)]
+            .into_iter()
+            .enumerate()
+        {
+            let (ok, n) = live_score.checks[k][c];
+            if n == 0 || (ok as f64) < bar * n as f64 {
+                failures.push(format!("live {}: {what} {ok}/{n}", set.as_str()));
+            }
+        }
+    }
+
+    // The corrections: one timeline of the stream from the utterances' alignments, and the
+    // cues a client ends up with (the live ones, replaced where a correction came).
+    let mut corrected = PhonemeTimeline {
+        sample_rate: 16_000,
+        total_samples: stream.len() as u64,
+        ..Default::default()
+    };
+    let mut cursor = 0;
+    let mut final_cues = live_cues.clone();
+    for (offset, end, a) in &corrections {
+        assert!(a.forced, "the utterance at {offset} was not force-aligned");
+        let base = cursor
+            + full_text[cursor..]
+                .find(&a.text)
+                .expect("the transcript's words");
+        cursor = base + a.text.len();
+        if *offset > corrected.phonemes.last().map_or(0, |p| p.end_sample) {
+            let start = corrected.phonemes.last().map_or(0, |p| p.end_sample);
+            corrected.phonemes.push(avatar_domain::TimedPhoneme {
+                phoneme: "_".into(),
+                start_sample: start,
+                end_sample: *offset,
+            });
+        }
+        for p in &a.timeline.phonemes {
+            corrected.phonemes.push(avatar_domain::TimedPhoneme {
+                start_sample: p.start_sample + offset,
+                end_sample: p.end_sample + offset,
+                ..p.clone()
+            });
+        }
+        for w in &a.timeline.words {
+            corrected.words.push(avatar_domain::SpokenText {
+                start_sample: w.start_sample + offset,
+                end_sample: w.end_sample + offset,
+                text_start: w.text_start + base,
+                text_end: w.text_end + base,
+                ..w.clone()
+            });
+        }
+        for (k, &set) in VisemeSet::ALL.iter().enumerate() {
+            let (from, to) = (offset / 16, end / 16);
+            let cues = &mut final_cues[k];
+            cues.retain(|c| c.t_ms < from || c.t_ms >= to);
+            let at = cues.partition_point(|c| c.t_ms < from);
+            let window = lipsync::window_cues(&a.timeline, set, from, from, to);
+            cues.splice(at..at, window);
+        }
+    }
+    let start = corrected.phonemes.last().map_or(0, |p| p.end_sample);
+    if start < corrected.total_samples {
+        corrected.phonemes.push(avatar_domain::TimedPhoneme {
+            phoneme: "_".into(),
+            start_sample: start,
+            end_sample: corrected.total_samples,
+        });
+    }
+    corrected.check().expect("the corrections tile the stream");
+    assert_eq!(
+        corrected.words.len(),
+        truth.words.len(),
+        "every word is marked"
+    );
+    let mut s = Score {
+        seconds,
+        align_seconds: correct_seconds,
+        ..Default::default()
+    };
+    score(&truth, &corrected, 1.0, true, &mut s);
+    s.checks.clear();
+    for (k, cues) in final_cues.iter().enumerate() {
+        check_cues(&truth, 1.0, k, cues, &mut s);
+    }
+    report("live, corrected", &s);
+    for (what, value, bar) in [
+        ("phone onset median", pct(&s.phone_onsets, 0.5), 30.0),
+        ("phone onset p90", pct(&s.phone_onsets, 0.9), 90.0),
+        ("word onset median", pct(&s.word_onsets, 0.5), 40.0),
+    ] {
+        if value.is_nan() || value > bar {
+            failures.push(format!("corrected: {what} {value:.1} ms > {bar} ms"));
+        }
+    }
+    for (k, set) in VisemeSet::ALL.iter().enumerate() {
+        for (c, what) in ["closed", "open", "rest"].iter().enumerate() {
+            let (ok, n) = s.checks[k][c];
+            if n == 0 || (ok as f64) < 0.95 * n as f64 {
+                failures.push(format!("corrected {}: {what} {ok}/{n}", set.as_str()));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "below the bars:\n{}",
+        failures.join("\n")
+    );
 }

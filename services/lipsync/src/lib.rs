@@ -43,6 +43,43 @@ pub fn mouth_cues(timeline: &PhonemeTimeline, set: VisemeSet) -> Vec<MouthCue> {
     cues(&segments, set)
 }
 
+/// The mouth cues of a stretch `[from_ms, to_ms)` of a stream, from the timeline of a part of
+/// it that starts at `offset_ms` (live lip-sync: an utterance heard so far, or its correction).
+/// Times are the stream's; the first cue, at `from_ms`, is the shape held there.
+pub fn window_cues(
+    timeline: &PhonemeTimeline,
+    set: VisemeSet,
+    offset_ms: u64,
+    from_ms: u64,
+    to_ms: u64,
+) -> Vec<MouthCue> {
+    if from_ms >= to_ms {
+        return Vec::new();
+    }
+    // Before the timeline starts, the mouth rests.
+    let mut out = vec![MouthCue {
+        t_ms: from_ms,
+        viseme: visemes::rest(set).into(),
+        weight: 1.0,
+    }];
+    for cue in mouth_cues(timeline, set) {
+        let t_ms = cue.t_ms + offset_ms;
+        if t_ms >= to_ms {
+            break;
+        }
+        let cue = MouthCue {
+            t_ms: t_ms.max(from_ms),
+            ..cue
+        };
+        match out.last_mut() {
+            // Cues before the window only set the shape held at its start.
+            Some(last) if cue.t_ms == from_ms && last.t_ms == from_ms => *last = cue,
+            _ => out.push(cue),
+        }
+    }
+    out
+}
+
 /// One sounding phoneme (or silence) with modifiers folded in.
 #[derive(Debug, Clone)]
 struct Unit {

@@ -284,3 +284,40 @@ fn every_viseme_of_every_set_is_reachable() {
         }
     }
 }
+
+/// Live cues come in windows: laid end to end they hold the same shape at every moment as the
+/// whole timeline's cues, each window opening with the shape held at its start.
+#[test]
+fn windows_of_a_timeline_hold_the_shapes_of_its_cues() {
+    let t = hello_mama();
+    let end = t.ms(t.total_samples) as u64;
+    for set in VisemeSet::ALL {
+        let whole = mouth_cues(&t, set);
+        let offset = 500;
+        let mut windows = Vec::new();
+        let mut from = 0;
+        for to in (0..=end + offset).step_by(70).skip(1).chain([end + offset]) {
+            let w = window_cues(&t, set, offset, from, to);
+            assert_eq!(
+                w.first().map(|c| c.t_ms),
+                Some(from),
+                "{set}: window {from}..{to}"
+            );
+            assert!(w.iter().all(|c| (from..to).contains(&c.t_ms)));
+            windows.extend(w);
+            from = to;
+        }
+        for ms in (0..end + offset).step_by(5) {
+            let expected = if ms < offset {
+                visemes::rest(set)
+            } else {
+                cue_at(&whole, (ms - offset) as f64).viseme.as_str()
+            };
+            assert_eq!(
+                cue_at(&windows, ms as f64).viseme,
+                expected,
+                "{set} at {ms} ms"
+            );
+        }
+    }
+}
