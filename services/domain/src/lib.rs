@@ -9,6 +9,7 @@
 //! lipsync, eyes) and the services all build on this crate; the runtime (NATS, HTTP, storage,
 //! telemetry) is `avatar-runtime`, which only the binaries use.
 
+pub mod live;
 pub mod marks;
 pub mod recording;
 pub mod render;
@@ -21,6 +22,7 @@ pub mod timings;
 pub mod viseme;
 pub mod voice;
 
+pub use live::{LiveFormat, LiveLimits, LiveMessage};
 pub use marks::{SentenceMark, SpokenText, WordMark};
 pub use recording::{RecordingRequest, RecordingSpec, Words};
 pub use render::{

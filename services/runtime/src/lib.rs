@@ -9,6 +9,7 @@
 pub mod config;
 pub mod jetstream;
 pub mod job;
+pub mod live;
 pub mod record;
 pub mod shutdown;
 pub mod spill;

@@ -1,7 +1,8 @@
 //! The align stage worker: the first stage of lip-sync for an uploaded recording. Reads the
 //! recording from the object store, decodes it and aligns what is known of its words
 //! (transcript, another engine's timings, or nothing: recognised), and passes the phoneme
-//! timeline on to the lipsync stage, as the tts stage does for synthesised speech.
+//! timeline on to the lipsync stage, as the tts stage does for synthesised speech. It also
+//! takes live streams of audio ([`crate::live`]).
 
 use std::sync::Arc;
 
@@ -87,6 +88,7 @@ pub async fn main() -> std::process::ExitCode {
     let mut env = Env::from_process();
     let worker = WorkerConfig::from_env(&mut env, ALIGN_METRICS_PORT);
     let aligner_config = AlignerConfig::from_vars(|name| env.optional(name));
+    let live_sessions = env.parse("LIVE_SESSIONS", crate::live::DEFAULT_LIVE_SESSIONS);
     if let Err(e) = env.finish() {
         eprintln!("avatar-align: {e}");
         return std::process::ExitCode::from(2);
@@ -111,6 +113,30 @@ pub async fn main() -> std::process::ExitCode {
         load_ms = started.elapsed().as_millis() as u64,
         "align worker starting"
     );
+    // Live streams on a connection of their own, beside the stage's consumer.
+    let live = {
+        let (url, aligner, shutdown) = (
+            worker.pipeline.nats_url.clone(),
+            aligner.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            let connected = shutdown
+                .unless_requested(avatar_runtime::jetstream::connect(
+                    &url,
+                    "avatar-align-live",
+                ))
+                .await;
+            match connected {
+                Some(Ok(client)) => {
+                    crate::live::serve(client, aligner, live_sessions, &shutdown).await;
+                }
+                Some(Err(e)) => tracing::error!(error = %e, "no live streams: cannot connect"),
+                None => {}
+            }
+        })
+    };
     avatar_runtime::worker::serve(worker, AlignStage { aligner, store }, &shutdown).await;
+    live.abort();
     std::process::ExitCode::SUCCESS
 }

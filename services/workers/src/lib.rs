@@ -13,6 +13,7 @@ pub mod align;
 pub mod config;
 pub mod eyes;
 pub mod lipsync;
+pub mod live;
 pub mod tts;
 
 /// The whole `main` of a stage worker that needs only the common settings: reads them
