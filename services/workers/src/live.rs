@@ -50,36 +50,24 @@ pub async fn serve(
         let Some(reply_to) = message.reply.clone() else {
             continue;
         };
-        let reply = |taken: bool, reason: Option<String>| {
-            serde_json::to_vec(&OpenReply { taken, reason }).expect("a reply serialises")
+        let taken = take(
+            &client,
+            &message.payload,
+            open.load(Ordering::SeqCst),
+            max_sessions,
+        )
+        .await;
+        let reply = OpenReply {
+            taken: taken.is_ok(),
+            reason: taken.as_ref().err().cloned(),
         };
-        let request: OpenRequest = match serde_json::from_slice(&message.payload) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = client
-                    .publish(reply_to, reply(false, Some(e.to_string())).into())
-                    .await;
-                continue;
-            }
-        };
-        if open.load(Ordering::SeqCst) >= max_sessions {
-            let reason = format!("{max_sessions} live streams are open on this worker");
-            let _ = client
-                .publish(reply_to, reply(false, Some(reason)).into())
-                .await;
+        let json = serde_json::to_vec(&reply).expect("a reply serialises");
+        let Ok((request, input)) = taken else {
+            let _ = client.publish(reply_to, json.into()).await;
             continue;
-        }
-        let input = match client.subscribe(input_subject(&request.session)).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = client
-                    .publish(reply_to, reply(false, Some(e.to_string())).into())
-                    .await;
-                continue;
-            }
         };
         open.fetch_add(1, Ordering::SeqCst);
-        let _ = client.publish(reply_to, reply(true, None).into()).await;
+        let _ = client.publish(reply_to, json.into()).await;
         tracing::info!(session = %request.session, "live stream taken");
         let (client, aligner, open) = (client.clone(), aligner.clone(), open.clone());
         tokio::spawn(async move {
@@ -87,6 +75,26 @@ pub async fn serve(
             open.fetch_sub(1, Ordering::SeqCst);
         });
     }
+}
+
+/// A stream taken (listening on its input subject already), or why not.
+async fn take(
+    client: &async_nats::Client,
+    payload: &[u8],
+    open: usize,
+    max_sessions: usize,
+) -> Result<(OpenRequest, async_nats::Subscriber), String> {
+    let request: OpenRequest = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    if open >= max_sessions {
+        return Err(format!(
+            "{max_sessions} live streams are open on this worker"
+        ));
+    }
+    let input = client
+        .subscribe(input_subject(&request.session))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((request, input))
 }
 
 /// One stream: its input forwarded to the session thread, its answers published in order.
