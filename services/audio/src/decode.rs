@@ -109,6 +109,20 @@ fn is_ogg_opus(bytes: &[u8]) -> bool {
 }
 
 /// Accumulates decoded interleaved frames as mono and enforces the length limit.
+/// Interleaved frames of `channels` samples appended to `out` as their mean.
+pub(crate) fn downmix(frames: &[f32], channels: usize, out: &mut Vec<f32>) {
+    if channels <= 1 {
+        out.extend_from_slice(frames);
+        return;
+    }
+    let scale = 1.0 / channels as f32;
+    out.extend(
+        frames
+            .chunks_exact(channels)
+            .map(|f| f.iter().sum::<f32>() * scale),
+    );
+}
+
 struct Mono {
     rate: u32,
     channels: usize,
@@ -129,12 +143,7 @@ impl Mono {
     }
 
     fn push_interleaved(&mut self, frames: &[f32]) -> Result<(), DecodeError> {
-        let scale = 1.0 / self.channels as f32;
-        self.samples.extend(
-            frames
-                .chunks_exact(self.channels)
-                .map(|f| f.iter().sum::<f32>() * scale),
-        );
+        downmix(frames, self.channels, &mut self.samples);
         if self.samples.len() as u64 > self.max_samples {
             return Err(DecodeError::TooLong {
                 limit_ms: self.limit_ms,

@@ -139,6 +139,7 @@ fn to_i16(s: f32) -> i16 {
 }
 
 mod decode;
+pub mod live;
 mod ogg_opus;
 pub mod recording;
 mod resample;
@@ -146,6 +147,7 @@ mod resample;
 mod tests;
 
 pub use decode::{DecodeError, DecodedAudio, SILENCE_DBFS, decode};
+pub use live::{LiveAudio, LiveSettingError};
 pub use ogg_opus::{OggOpusEncoder, encode_ogg_opus};
 pub use recording::{Container, decode_recording};
 pub use resample::{StreamResampler, resample, resample_to_opus_rate, resampled_len};

@@ -46,8 +46,19 @@ pub struct StreamResampler {
 }
 
 impl StreamResampler {
-    /// A resampler from `rate` Hz to `to` Hz.
+    /// A resampler from `rate` Hz to `to` Hz, in chunks of 1024 input samples.
     pub fn new(rate: u32, to: u32) -> Result<Self, AudioError> {
+        Self::with_chunk(rate, to, 1024)
+    }
+
+    /// A resampler that holds back at most about 20 ms of input (plus its filter's delay):
+    /// for live audio, where 1024 samples at 8 kHz would be 128 ms.
+    pub fn low_latency(rate: u32, to: u32) -> Result<Self, AudioError> {
+        Self::with_chunk(rate, to, (rate as usize / 50).max(64))
+    }
+
+    /// A resampler from `rate` Hz to `to` Hz taking `chunk` input samples at a time.
+    fn with_chunk(rate: u32, to: u32, chunk: usize) -> Result<Self, AudioError> {
         let resample_error = |e: &dyn std::fmt::Display| AudioError::Resample(e.to_string());
         if rate == 0 || to == 0 {
             return Err(AudioError::Resample("a sample rate of zero".into()));
@@ -55,7 +66,7 @@ impl StreamResampler {
         let (fft, chunk, scratch, trim) = if rate == to {
             (None, 0, Vec::new(), 0)
         } else {
-            let fft = Fft::<f32>::new(rate as usize, to as usize, 1024, 1, FixedSync::Input)
+            let fft = Fft::<f32>::new(rate as usize, to as usize, chunk, 1, FixedSync::Input)
                 .map_err(|e| resample_error(&e))?;
             let chunk = fft.input_frames_next();
             let scratch = vec![0.0; fft.output_frames_max()];
