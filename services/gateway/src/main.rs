@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod files;
 mod limits;
+mod live;
 mod openapi;
 mod parse;
 mod recordings;
@@ -16,6 +17,7 @@ mod routes;
 mod service;
 mod state;
 mod stream;
+mod ws;
 
 use std::future::IntoFuture;
 use std::process::ExitCode;

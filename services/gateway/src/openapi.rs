@@ -16,7 +16,7 @@ use crate::responses::{
 #[openapi(
     info(
         title = "Avatar pipeline API",
-        description = "Text to speech audio (Ogg/Opus), lip-sync mouth cues and eye events for 2-D avatars; lip-sync of recordings (a person, or another TTS engine), with or without a transcript.",
+        description = "Text to speech audio (Ogg/Opus), lip-sync mouth cues and eye events for 2-D avatars; lip-sync of recordings (a person, or another TTS engine), with or without a transcript, and of live audio as it is captured.",
         license(name = "GPL-3.0-or-later")
     ),
     paths(
@@ -24,6 +24,7 @@ use crate::responses::{
         crate::renders::render_async,
         crate::recordings::lipsync_sync,
         crate::recordings::lipsync_async,
+        crate::live::live_ws,
         crate::renders::poll,
         crate::renders::subtitles,
         crate::stream::stream_ws,
@@ -52,7 +53,11 @@ use crate::responses::{
         crate::stream::ServerMessage,
         crate::stream::StreamSegment,
         crate::stream::StreamLimits,
-        crate::stream::SseEvent
+        crate::stream::SseEvent,
+        crate::live::LiveClientMessage,
+        avatar_domain::LiveMessage,
+        avatar_domain::LiveLimits,
+        avatar_domain::LiveFormat
     ))
 )]
 pub struct ApiDoc;

@@ -85,6 +85,22 @@ pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
     Ok(request)
 }
 
+/// One WebSocket message of type `T` (JSON already known to be an object with a `type`), or
+/// the field at fault: an unknown or missing field named as such, a bad value by its path.
+pub fn parse_message<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, FieldError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let named = inner
+            .split('`')
+            .nth(1)
+            .filter(|_| inner.starts_with("unknown field") || inner.starts_with("missing field"));
+        let field = named.map_or(path, str::to_owned);
+        FieldError::new(field, inner)
+    })
+}
+
 /// The top-level keys of a JSON object, in order, repeats included.
 struct ObjectKeys(Vec<String>);
 

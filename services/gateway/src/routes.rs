@@ -10,6 +10,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
+use crate::live::live_ws;
 use crate::recordings::{MAX_RECORDING_BODY_BYTES, lipsync_async, lipsync_sync};
 use crate::renders::{poll, render_async, render_sync, subtitles};
 use crate::service::{health, livez, metrics, readyz, voices};
@@ -30,6 +31,7 @@ pub fn router(app: App) -> Router {
             "/v1/avatar/lipsync_async",
             post(lipsync_async).layer(DefaultBodyLimit::max(MAX_RECORDING_BODY_BYTES)),
         )
+        .route("/v1/avatar/lipsync/live", get(live_ws))
         .route("/v1/avatar/render/{render_id}", get(poll))
         .route(
             "/v1/avatar/render/{render_id}/subtitles.vtt",

@@ -38,6 +38,9 @@ pub struct OpenReply {
     pub taken: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How far behind the audio heard its `cues` are.
+    #[serde(default)]
+    pub lag_ms: u64,
 }
 
 /// What the gateway sends on the input subject.

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub stream_segments: IntCounterVec,
     /// Time from a segment's text being complete to its message being sent.
     pub stream_segment_seconds: prometheus::Histogram,
+    /// Live lip-sync streams asked of the align workers, by outcome (`taken`, `refused`: no
+    /// worker had room or answered).
+    pub live_streams: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,8 +133,17 @@ impl Metrics {
             ]),
         )
         .expect("metric");
+        let live_streams = IntCounterVec::new(
+            Opts::new(
+                "live_streams_total",
+                "Live lip-sync streams asked of the align workers, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
         for collector in [
             Box::new(streams_open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(live_streams.clone()),
             Box::new(stream_segments.clone()),
             Box::new(stream_segment_seconds.clone()),
             Box::new(jobs.clone()),
@@ -160,6 +172,7 @@ impl Metrics {
             streams_open,
             stream_segments,
             stream_segment_seconds,
+            live_streams,
         })
     }
 

@@ -60,6 +60,7 @@ pub async fn serve(
         let reply = OpenReply {
             taken: taken.is_ok(),
             reason: taken.as_ref().err().cloned(),
+            lag_ms: avatar_align::LIVE_LAG_MS,
         };
         let json = serde_json::to_vec(&reply).expect("a reply serialises");
         let Ok((request, input)) = taken else {

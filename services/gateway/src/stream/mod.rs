@@ -59,7 +59,7 @@ fn limits(app: &App) -> StreamLimits {
 
 /// A stream's place among `MAX_CONCURRENT_STREAMS` (counted in `avatar_streams_open` while
 /// it is held).
-struct StreamPermit {
+pub(crate) struct StreamPermit {
     _permit: tokio::sync::OwnedSemaphorePermit,
     app: App,
 }
@@ -71,7 +71,7 @@ impl Drop for StreamPermit {
 }
 
 /// A stream's permit among `MAX_CONCURRENT_STREAMS`, or a 503.
-fn stream_permit(app: &App) -> Result<StreamPermit, ApiError> {
+pub(crate) fn stream_permit(app: &App) -> Result<StreamPermit, ApiError> {
     let permit = app.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -163,17 +163,8 @@ pub(super) fn parse_client(text: &str) -> Result<ClientMessage, ServerMessage> {
         _type: String,
     }
     fn fields<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ServerMessage> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            // An unknown or missing field is named in the message, a bad value by its path.
-            let named = inner.split('`').nth(1).filter(|_| {
-                inner.starts_with("unknown field") || inner.starts_with("missing field")
-            });
-            let field = named.map_or(path, str::to_owned);
-            ServerMessage::error("invalid_message", format!("{field}: {inner}"), Some(&field))
-        })
+        crate::parse::parse_message(text)
+            .map_err(|e| ServerMessage::error("invalid_message", e.to_string(), Some(&e.field)))
     }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         ServerMessage::error("invalid_message", format!("not JSON: {e}"), Some("body"))

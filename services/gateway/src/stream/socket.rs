@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::{SinkExt, StreamExt};
+use axum::extract::ws::WebSocket;
+use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use avatar_domain::RenderRequest;
@@ -15,59 +15,17 @@ use super::protocol::*;
 use super::segments::{queue_segment, render_segments};
 use super::started;
 use crate::state::App;
+use crate::ws::{IDLE, Incoming, REFUSED, TOO_BIG, next_message, spawn_writer};
 
 /// A WebSocket stream from `start` to `done` (or to the client's leaving).
 pub(super) async fn run_socket(app: App, socket: WebSocket) {
-    let (mut sink, mut source) = socket.split();
-    let (out, mut outbox) = mpsc::channel::<ServerMessage>(OUTBOX);
-    let (close, mut closing) = tokio::sync::oneshot::channel::<(u16, ServerMessage)>();
-    // The writer: messages in order; the socket closes after `done` (1000) or at once with a
-    // fatal error and its close code.
-    let writer = tokio::spawn(async move {
-        let mut fatal_pending = true;
-        loop {
-            let (message, close_code) = tokio::select! {
-                biased;
-                fatal = &mut closing, if fatal_pending => match fatal {
-                    Ok((code, message)) => (message, Some(code)),
-                    Err(_) => {
-                        fatal_pending = false;
-                        continue;
-                    }
-                },
-                message = outbox.recv() => match message {
-                    Some(message @ ServerMessage::Done { .. }) => (message, Some(1000)),
-                    Some(message) => (message, None),
-                    None => break,
-                },
-            };
-            let text = serde_json::to_string(&message).expect("a message serialises");
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                return;
-            }
-            if let Some(code) = close_code {
-                let reason = match code {
-                    1000 => "done",
-                    1001 => "idle",
-                    1009 => "message too big",
-                    _ => "refused",
-                };
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code,
-                        reason: Utf8Bytes::from_static(reason),
-                    })))
-                    .await;
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    if let Some(fatal) = read_client(&app, &mut source, &out).await {
-        let _ = close.send(fatal);
+    let (sink, mut source) = socket.split();
+    let writer = spawn_writer(sink, OUTBOX, |m| matches!(m, ServerMessage::Done { .. }));
+    if let Some(fatal) = read_client(&app, &mut source, &writer.out).await {
+        let _ = writer.close.send(fatal);
     }
-    drop(out);
-    let _ = writer.await;
+    drop(writer.out);
+    let _ = writer.task.await;
 }
 
 /// Reads the client's messages until `end`, a fatal error (returned with its close code),
@@ -89,9 +47,8 @@ async fn read_client(
         } else {
             idle_timeout
         };
-        let next = tokio::time::timeout(wait, source.next()).await;
-        let message = match next {
-            Err(_) if segmenter.pending_chars() > 0 => {
+        let text = match next_message(source, wait).await {
+            Incoming::Quiet if segmenter.pending_chars() > 0 => {
                 if let Some((segments, queued)) = &session
                     && let Some(segment) = segmenter.flush()
                 {
@@ -99,9 +56,9 @@ async fn read_client(
                 }
                 continue;
             }
-            Err(_) => {
+            Incoming::Quiet => {
                 return Some((
-                    1001,
+                    IDLE,
                     ServerMessage::error(
                         "idle",
                         format!(
@@ -113,9 +70,9 @@ async fn read_client(
                 ));
             }
             // A message over the size limit ends the stream, saying so.
-            Ok(Some(Err(e))) if e.to_string().contains("Message too long") => {
+            Incoming::TooBig => {
                 return Some((
-                    1009,
+                    TOO_BIG,
                     ServerMessage::error(
                         "limit",
                         format!(
@@ -126,14 +83,9 @@ async fn read_client(
                 ));
             }
             // The client left: dropping the session cancels what has not started.
-            Ok(None) | Ok(Some(Err(_))) => return None,
-            Ok(Some(Ok(message))) => message,
-        };
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(_) => {
+            Incoming::Gone => return None,
+            Incoming::Text(text) => text,
+            Incoming::Binary(_) => {
                 let _ = out
                     .send(ServerMessage::error(
                         "invalid_message",
@@ -197,7 +149,7 @@ async fn read_client(
             }
             (_, None) => {
                 return Some((
-                    1008,
+                    REFUSED,
                     ServerMessage::error(
                         "invalid_message",
                         "the first message must be `start`",
@@ -209,7 +161,7 @@ async fn read_client(
                 let chars = text.chars().count();
                 if received + chars > MAX_STREAM_CHARS {
                     return Some((
-                        1008,
+                        REFUSED,
                         ServerMessage::error(
                             "limit",
                             format!("a stream takes at most {MAX_STREAM_CHARS} characters"),
