@@ -131,3 +131,61 @@ fn the_subtitles_load_into_a_browser_track_and_fire_cuechange() {
     );
     assert!(ok, "{report}\n{}", stack.logs());
 }
+
+#[test]
+fn the_web_demo_lip_syncs_a_microphone_live_in_a_real_browser() {
+    let browser_tests = browser_tests();
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::start(Options::default());
+    let artifacts = browser_tests.join("artifacts");
+    let work = tempfile::tempdir().unwrap();
+    // The speaker: this stack's own synthesis (its word onsets the truth), decoded by ffmpeg
+    // to the WAV Chromium's fake microphone plays, after a second of silence.
+    const TEXT: &str = "Maybe the bright blue boat will float past the old mill tomorrow.";
+    const LEAD_MS: u64 = 1000;
+    let (ogg, render) = common::run(async {
+        let (status, body, _) = stack
+            .post("/v1/avatar/render", &serde_json::json!({"text": TEXT}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (stack.fetch(body["audio_url"].as_str().unwrap()).await, body)
+    });
+    let (ogg_path, wav) = (
+        work.path().join("speech.ogg"),
+        work.path().join("speech.wav"),
+    );
+    std::fs::write(&ogg_path, ogg).unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-loglevel", "error", "-i"])
+        .arg(&ogg_path)
+        .args([
+            "-af",
+            &format!("adelay=delays={LEAD_MS}:all=1,apad=pad_dur=1.5"),
+        ])
+        .args(["-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le"])
+        .arg(&wav)
+        .status()
+        .expect("ffmpeg (scripts/setup_system.sh test installs it)");
+    assert!(status.success());
+    let truth = work.path().join("truth.json");
+    let words: Vec<serde_json::Value> = render["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| serde_json::json!({"text": w["text"], "t_ms": w["t_ms"]}))
+        .collect();
+    let truth_json = serde_json::json!({
+        "text": TEXT, "words": words, "lead_ms": LEAD_MS, "duration_ms": render["duration_ms"],
+    });
+    std::fs::write(&truth, truth_json.to_string()).unwrap();
+    let (ok, report) = run_script(
+        &browser_tests.join("live.test.mjs"),
+        &[
+            &stack.url(""),
+            &artifacts.display().to_string(),
+            &wav.display().to_string(),
+            &truth.display().to_string(),
+        ],
+    );
+    assert!(ok, "{report}\n{}", stack.logs());
+}

@@ -6,52 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::socket::{connect, next, send, until_closed};
 use common::{Options, Stack, probe_ms, run};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(stack: &Stack) -> Socket {
-    let url = stack.url("/v1/avatar/stream").replace("http://", "ws://");
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// The server's next JSON message (`None` once it closed), and the close code if it closed.
-async fn next(socket: &mut Socket) -> Result<Value, Option<CloseCode>> {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(120), socket.next())
-            .await
-            .expect("a message within 120 s");
-        match message {
-            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
-            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code)),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Err(None),
-        }
-    }
-}
-
-/// Messages until the server closes; the close code.
-async fn until_closed(socket: &mut Socket) -> (Vec<Value>, Option<CloseCode>) {
-    let mut messages = Vec::new();
-    loop {
-        match next(socket).await {
-            Ok(m) => messages.push(m),
-            Err(code) => return (messages, code),
-        }
-    }
-}
 
 /// `text[start..end]` in UTF-16 code units.
 fn utf16_slice(text: &str, start: u64, end: u64) -> String {
@@ -158,7 +118,7 @@ fn a_websocket_stream_fed_word_by_word_speaks_segment_by_segment() {
         ..Options::default()
     });
     run(async {
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         send(
             &mut socket,
             json!({"type": "start", "viseme_set": "rhubarb"}),
@@ -197,7 +157,7 @@ fn a_websocket_stream_fed_word_by_word_speaks_segment_by_segment() {
         }
 
         // The same text again: every segment is a cached render of its own.
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         send(
             &mut socket,
             json!({"type": "start", "viseme_set": "rhubarb"}),
@@ -308,7 +268,7 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
             .map(|n| format!("Sentence number {n} keeps this stream busy for a while. "))
             .collect();
         assert!(long.len() > 5000);
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         send(&mut socket, json!({"type": "start"})).await;
         let chars: Vec<char> = long.chars().collect();
         for piece in chars.chunks(2000) {
@@ -329,13 +289,13 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
         );
 
         // Text before `start`: refused, the connection closed as a policy violation.
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         send(&mut socket, json!({"type": "text", "text": "hello"})).await;
         let (messages, code) = until_closed(&mut socket).await;
         assert_eq!(messages[0]["field"], "type", "{messages:?}");
         assert_eq!(code, Some(CloseCode::Policy));
         // A message over 64 KiB: an error naming the limit, then close 1009.
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         send(&mut socket, json!({"type": "start"})).await;
         assert_eq!(next(&mut socket).await.unwrap()["type"], "started");
         send(
@@ -354,7 +314,7 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
         assert!(matches!(code, Some(CloseCode::Size) | None), "{code:?}");
 
         // A bad setting in `start`: its field named; a better `start` then starts it.
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         for (start, field) in [
             (json!({"type": "start", "speed": 9}), "speed"),
             (
@@ -377,7 +337,7 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
 
         // Within a stream, a bad message is an error and the stream goes on; too much
         // pending text is refused whole (nothing of it spoken) and named.
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         send(&mut socket, json!({"type": "start"})).await;
         assert_eq!(next(&mut socket).await.unwrap()["type"], "started");
         socket
@@ -421,7 +381,7 @@ fn server_sent_events_for_a_whole_text_and_the_refusals() {
         // At most MAX_CONCURRENT_STREAMS at once: the next is a 503 before any upgrade.
         let mut open = Vec::new();
         for _ in 0..3 {
-            let mut socket = connect(&stack).await;
+            let mut socket = connect(&stack, "/v1/avatar/stream").await;
             send(&mut socket, json!({"type": "start"})).await;
             assert_eq!(next(&mut socket).await.unwrap()["type"], "started");
             open.push(socket);
@@ -448,7 +408,7 @@ fn a_tts_worker_killed_mid_stream_delays_segments_but_loses_none() {
                 lose its worker in the middle. The third one follows it. The fourth one ends \
                 the stream, and every one of them arrives, in order.";
     run(async {
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         send(&mut socket, json!({"type": "start"})).await;
         assert_eq!(next(&mut socket).await.unwrap()["type"], "started");
         send(&mut socket, json!({"type": "text", "text": text})).await;
@@ -471,7 +431,7 @@ fn a_client_that_leaves_cancels_the_segments_not_started() {
         .map(|n| format!("Sentence number {n} of a stream whose client leaves early. "))
         .collect();
     run(async {
-        let mut socket = connect(&stack).await;
+        let mut socket = connect(&stack, "/v1/avatar/stream").await;
         let voice = avatar_test_support::VOICE;
         send(&mut socket, json!({"type": "start", "voice_id": voice})).await;
         assert_eq!(next(&mut socket).await.unwrap()["type"], "started");

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 mod kubernetes;
 mod seaweed;
+pub mod socket;
 #[allow(unused_imports)] // each test file uses its share
 pub use kubernetes::{ControlPlane, render_chart};
 #[allow(unused_imports)]
