@@ -14,6 +14,12 @@
 //   stream.type('Hello! Words arrive one by one, as from a chat model.'); // or write()/end()
 //   await done;
 //
+//   // Live: a microphone lip-synced as it speaks, the mouth a fixed lag behind.
+//   const live = client.live({ viseme_set: 'basic' });
+//   const finished = player.playLive(live);
+//   await live.capture(await navigator.mediaDevices.getUserMedia({ audio: true }));
+//   // ... live.end() when the speaker is done; `finished` resolves with `done`.
+//
 //   // One render: the whole text first, then one audio file.
 //   const request = { text: 'Hello!', viseme_set: 'basic' };
 //   const result = await client.render(request);
@@ -279,6 +285,17 @@ export class AvatarClient {
   }
 
   /**
+   * Opens a live lip-sync stream (`GET /v1/avatar/lipsync/live`, a WebSocket) with
+   * `{viseme_set?, transcript?}`: feed it a microphone with `AvatarLive.capture`, animate it
+   * with `AvatarPlayer.playLive`.
+   */
+  live(settings = {}) {
+    const url = new URL(`${this.baseUrl}/v1/avatar/lipsync/live`, location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    return new AvatarLive(url.href, settings);
+  }
+
+  /**
    * A stream of a whole text over server-sent events (`POST /v1/avatar/stream`), for where a
    * WebSocket cannot be held: the same messages, playable with `AvatarPlayer.playStream`.
    * `request`: {text, voice_id?, speed?, viseme_set?}.
@@ -495,6 +512,181 @@ export class AvatarStream extends EventTarget {
   }
 }
 
+/** A live stream's audio goes out in messages of about this many ms. */
+const LIVE_MESSAGE_MS = 40;
+/** The live mouth is drawn this much later than the server's lag, ms (its updates come every 100 ms). */
+const LIVE_MARGIN_MS = 150;
+
+/** The AudioWorklet that hands the captured samples (channel 0) to the page. */
+const CAPTURE_WORKLET = `registerProcessor('avatar-capture', class extends AudioWorkletProcessor {
+  process(inputs) {
+    const channel = inputs[0] && inputs[0][0];
+    if (channel) this.port.postMessage(channel.slice(0));
+    return true;
+  }
+});`;
+
+/**
+ * Live lip-sync: a speaker's audio (a microphone, or any `MediaStream`) sent to the server as
+ * 16-bit PCM as it is captured, and the mouth back at a fixed lag. `capture(mediaStream)`
+ * opens the socket (`start` with the audio context's own rate) and starts sending; `text`
+ * adds to the transcript (optional: what the speaker says, if known); `end` finishes (the
+ * last utterance is corrected, then `done`). Every server message is a `message` event and
+ * an event named by its type (`ready`, `cues`, `correction`, `error`, `done`); `close`
+ * (`detail: {code, reason}`) when the socket closes.
+ *
+ * `timeline` is what `AvatarPlayer` draws: the `cues` as they come, each `correction`
+ * replacing its utterance's cues and adding its `words` (with `text`: `start`/`end` index
+ * the correction's own text). `capturedMs()` is how much audio has been captured.
+ */
+export class AvatarLive extends EventTarget {
+  #pending = [];
+  #pendingFrames = 0;
+
+  constructor(url, settings = {}) {
+    super();
+    this.url = url;
+    this.settings = settings;
+    this.messages = [];
+    this.ready = null;
+    this.done = null;
+    this.closed = null;
+    this.ended = false;
+    this.context = null;
+    this.startedAt = null; // the context time the first captured sample was heard at
+    this.sentFrames = 0;
+    this.timeline = { viseme_set: settings.viseme_set ?? 'basic', mouth_cues: [], eye_events: [], words: [], sentences: [] };
+  }
+
+  /**
+   * Captures `mediaStream` (e.g. `navigator.mediaDevices.getUserMedia({audio: true})`) on
+   * `context` (one is created if not given; call this from a click) and streams it.
+   * Resolves once the server is `ready`; rejects with an `ApiError` if it refuses.
+   */
+  async capture(mediaStream, context = new AudioContext()) {
+    this.context = context;
+    if (context.state === 'suspended') await context.resume();
+    const module = URL.createObjectURL(new Blob([CAPTURE_WORKLET], { type: 'text/javascript' }));
+    await context.audioWorklet.addModule(module);
+    URL.revokeObjectURL(module);
+    const source = context.createMediaStreamSource(mediaStream);
+    const node = new AudioWorkletNode(context, 'avatar-capture', { numberOfOutputs: 1, outputChannelCount: [1] });
+    // Pulled by the graph, heard by no one.
+    const mute = context.createGain();
+    mute.gain.value = 0;
+    source.connect(node).connect(mute).connect(context.destination);
+    this.nodes = { source, node, mute };
+    this.socket = new WebSocket(this.url);
+    this.socket.binaryType = 'arraybuffer';
+    const ready = new Promise((resolve, reject) => {
+      this.addEventListener('ready', () => resolve(this.ready), { once: true });
+      this.addEventListener('close', () => reject(this.#closedError()), { once: true });
+    });
+    this.socket.addEventListener('open', () => {
+      const { viseme_set, transcript } = this.settings;
+      this.socket.send(JSON.stringify({ type: 'start', format: 'pcm16', sample_rate: context.sampleRate, channels: 1, viseme_set, transcript }));
+    });
+    this.socket.addEventListener('message', (event) => this.#message(event));
+    this.socket.addEventListener('close', (event) => {
+      this.ended = true;
+      this.closed = { code: event.code, reason: event.reason };
+      this.#stopCapture();
+      this.dispatchEvent(new CustomEvent('close', { detail: this.closed }));
+    });
+    node.port.onmessage = ({ data }) => this.#captured(data);
+    return ready;
+  }
+
+  #closedError() {
+    const error = this.messages.filter((m) => m.type === 'error').at(-1);
+    return error ? new ApiError(0, error) : new ApiError(0, { error: 'closed', message: `the live stream closed (${this.closed?.code})` });
+  }
+
+  #message(event) {
+    let m;
+    try {
+      m = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    this.messages.push(m);
+    const cues = this.timeline.mouth_cues;
+    if (m.type === 'ready') this.ready = m;
+    else if (m.type === 'cues') {
+      // Windows tile the stream: drop anything drawn past `from_ms` (never, in order), append.
+      while (cues.length && cues.at(-1).t_ms >= m.from_ms) cues.pop();
+      cues.push(...m.mouth_cues);
+    } else if (m.type === 'correction') {
+      const first = cues.findIndex((c) => c.t_ms >= m.from_ms);
+      const at = first < 0 ? cues.length : first;
+      let end = at;
+      while (end < cues.length && cues[end].t_ms < m.to_ms) end += 1;
+      cues.splice(at, end - at, ...m.mouth_cues);
+      this.timeline.words.push(...m.words.map((w) => ({ ...w, utterance: m.text })));
+    } else if (m.type === 'done') this.done = m;
+    this.dispatchEvent(new CustomEvent('message', { detail: m }));
+    this.dispatchEvent(new CustomEvent(m.type, { detail: m }));
+  }
+
+  /** Samples from the worklet: to 16-bit PCM, sent every `LIVE_MESSAGE_MS` once ready. */
+  #captured(samples) {
+    if (this.ended) return;
+    if (this.startedAt === null) this.startedAt = this.context.currentTime - samples.length / this.context.sampleRate;
+    this.#pending.push(samples);
+    this.#pendingFrames += samples.length;
+    if (this.#pendingFrames < (this.context.sampleRate * LIVE_MESSAGE_MS) / 1000) return;
+    this.#flush();
+  }
+
+  #flush() {
+    if (!this.ready || this.socket.readyState !== WebSocket.OPEN || !this.#pendingFrames) return;
+    const bytes = new DataView(new ArrayBuffer(this.#pendingFrames * 2));
+    let i = 0;
+    for (const chunk of this.#pending) {
+      for (const x of chunk) bytes.setInt16(2 * i++, Math.max(-1, Math.min(1, x)) * 32767, true);
+    }
+    this.socket.send(bytes.buffer);
+    this.sentFrames += this.#pendingFrames;
+    this.#pending = [];
+    this.#pendingFrames = 0;
+  }
+
+  /** The audio captured so far, ms of the stream's time. */
+  capturedMs() {
+    if (this.startedAt === null || !this.context) return 0;
+    return Math.max(0, (this.context.currentTime - this.startedAt) * 1000);
+  }
+
+  /** More of the transcript. */
+  text(text) {
+    if (!this.ended && this.socket?.readyState === WebSocket.OPEN && text) this.socket.send(JSON.stringify({ type: 'text', text }));
+  }
+
+  /** Stops capturing; the server corrects the last utterance, sends `done` and closes. */
+  end() {
+    if (this.ended) return;
+    this.#flush();
+    this.ended = true;
+    this.#stopCapture();
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ type: 'end' }));
+  }
+
+  /** Closes at once. */
+  close() {
+    this.ended = true;
+    this.#stopCapture();
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000, 'client done');
+  }
+
+  #stopCapture() {
+    if (!this.nodes) return;
+    this.nodes.node.port.onmessage = null;
+    this.nodes.source.disconnect();
+    this.nodes.node.disconnect();
+    this.nodes = null;
+  }
+}
+
 /** A stream's first segment starts this long after its audio is ready, s. */
 const STREAM_LEAD_S = 0.05;
 /** A segment whose turn comes sooner than this after it is ready is late, s. */
@@ -533,6 +725,7 @@ export class AvatarPlayer {
     this.result = null; // what is drawn: a render's result, or a stream's marks so far
     this.text = undefined; // the text the marks index, for the captions
     this.streaming = null; // the stream being played (see `playStream`)
+    this.live = null; // the live stream being animated (see `playLive`)
     this.captions = captions ? new Captions(captions) : null;
     this.sprites = {};
     this.state = { playing: false, audioTimeMs: 0, cueIndex: -1, viseme: null, wordIndex: -1, word: null, sentenceIndex: -1, contextTime: null, segment: -1, frame: 0 };
@@ -643,6 +836,45 @@ export class AvatarPlayer {
       stream.addEventListener('close', onClose);
     }
     return ended;
+  }
+
+  /**
+   * Animates a live stream (`AvatarClient.live`, capturing): the mouth follows the speaker
+   * `lag_ms` + 150 ms behind the sound (the time the server needs to hear it), from the live
+   * cues and then each utterance's correction. Resolves with the `done` message (with `null`
+   * if `stop` ends it first); rejects with an `ApiError` if the stream is refused or breaks.
+   * `live` holds it while it plays, with `delayMs`.
+   */
+  playLive(live) {
+    this.stop();
+    const l = { live, delayMs: null };
+    this.live = l;
+    this.result = live.timeline;
+    this.text = '';
+    this.captions?.clear();
+    return new Promise((resolve, reject) => {
+      Object.assign(l, { resolve });
+      live.addEventListener('ready', ({ detail }) => (l.delayMs = detail.lag_ms + LIVE_MARGIN_MS), { once: true });
+      if (live.ready) l.delayMs = live.ready.lag_ms + LIVE_MARGIN_MS;
+      live.addEventListener('close', () => {
+        if (this.live !== l) return;
+        this.live = null;
+        if (live.done) resolve(live.done);
+        else {
+          const error = live.messages.filter((m) => m.type === 'error').at(-1);
+          reject(new ApiError(0, error ?? { error: 'closed', message: `the live stream closed before it was done (${live.closed?.code})` }));
+        }
+      });
+    });
+  }
+
+  /** The live clock: the speaker's sound, `delayMs` ago. */
+  #liveClock(l) {
+    const contextTime = l.live.context?.currentTime ?? null;
+    // Until `ready` says the lag, nothing is drawn from the stream.
+    if (l.delayMs === null) return { tMs: 0, speaking: false, contextTime, segment: -1 };
+    const tMs = l.live.capturedMs() - l.delayMs;
+    return { tMs: Math.max(0, tMs), speaking: tMs > 0, contextTime, segment: -1 };
   }
 
   /** The audio context streams play on, running. */
@@ -791,6 +1023,7 @@ export class AvatarPlayer {
 
   /** The clock every frame is drawn from: the stream's, or the audio element's. */
   #clock() {
+    if (this.live) return this.#liveClock(this.live);
     if (this.streaming) return this.#streamClock(this.streaming);
     return {
       tMs: this.result ? this.audio.currentTime * 1000 : 0,
@@ -843,6 +1076,12 @@ export class AvatarPlayer {
   /** Stops playback (a stream is closed, its sounds stopped); the avatar returns to rest and the captions are cleared. */
   stop() {
     this.audio.pause();
+    const l = this.live;
+    if (l) {
+      this.live = null;
+      l.live.close();
+      l.resolve(null);
+    }
     const s = this.streaming;
     if (s) {
       this.streaming = null;

@@ -1,5 +1,5 @@
 // The demo page: a form that streams a text through the API (or renders it whole) and plays
-// it on the canvas.
+// it on the canvas, or lip-syncs the visitor's own voice live.
 import { AvatarClient, AvatarPlayer } from './avatar-client.js';
 
 const $ = (id) => document.getElementById(id);
@@ -9,6 +9,7 @@ const MAX_CHARS = 5000;
 /** Typing mode: one word every this many ms, about a chat model's pace. */
 const TYPING_DELAY_MS = 60;
 let current = null; // the AbortController of the render or stream in progress
+let listening = null; // the live stream capturing the microphone, while it does
 
 // For tests and the curious: the animation state of the last frame, and the player.
 Object.defineProperty(window, 'avatarState', { get: () => player.state });
@@ -54,6 +55,11 @@ async function loadVoices() {
 
 async function speak(event) {
   event.preventDefault();
+  // While listening, the button stops: the last utterance is corrected, then done.
+  if (listening) {
+    listening.end();
+    return;
+  }
   clearError();
   current?.abort();
   player.stop();
@@ -68,6 +74,7 @@ async function speak(event) {
   };
   const mode = form.get('mode');
   if (mode === 'stream') return speakStream(request, abort);
+  if (mode === 'live') return listen(request, abort);
   setStatus(mode === 'async' ? 'Submitting...' : 'Rendering...', true);
   try {
     const result = await client.render(request, {
@@ -136,8 +143,60 @@ async function speakStream(request, abort) {
   }
 }
 
+/**
+ * Your voice: the microphone's audio goes to the server as it is captured, and the avatar
+ * mouths along a fixed lag behind, each utterance corrected after its pause.
+ */
+async function listen(request, abort) {
+  setStatus('Asking for the microphone...', true);
+  let microphone;
+  try {
+    microphone = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+  } catch (e) {
+    setStatus('');
+    showError(`No microphone: ${e.message}`);
+    return;
+  }
+  const transcript = $('read-text').checked ? request.text : undefined;
+  const live = client.live({ viseme_set: request.viseme_set, transcript });
+  window.avatarLive = live;
+  listening = live;
+  $('speak').textContent = 'Stop';
+  const playing = player.playLive(live);
+  abort.signal.addEventListener('abort', () => live.close());
+  const progress = () => {
+    if (current !== abort) return;
+    const corrected = live.messages.filter((m) => m.type === 'correction').length;
+    const delay = player.live?.delayMs;
+    setStatus(`Listening: ${(live.capturedMs() / 1000).toFixed(1)} s heard, ${corrected} utterance${corrected === 1 ? '' : 's'} corrected${delay ? `; the mouth follows ${delay} ms behind` : ''}. Press Stop to finish.`, true);
+  };
+  live.addEventListener('cues', progress);
+  live.addEventListener('correction', progress);
+  live.addEventListener('error', ({ detail }) => current === abort && showError(detail.message, detail.field));
+  try {
+    await live.capture(microphone);
+    progress();
+    const done = await playing;
+    if (current === abort && done) {
+      setStatus(`Done: ${(done.duration_ms / 1000).toFixed(1)} s heard, ${done.utterances} utterance${done.utterances === 1 ? '' : 's'}.`);
+    }
+  } catch (e) {
+    if (current === abort) {
+      setStatus('');
+      showError(e.message, e.field);
+    }
+  } finally {
+    microphone.getTracks().forEach((t) => t.stop());
+    if (listening === live) listening = null;
+    $('speak').textContent = 'Speak';
+  }
+}
+
 function updateMode() {
-  $('typing').disabled = new FormData($('controls')).get('mode') !== 'stream';
+  const mode = new FormData($('controls')).get('mode');
+  $('typing').disabled = mode !== 'stream';
+  $('read-text').disabled = mode !== 'live';
+  $('speak').textContent = mode === 'live' ? 'Listen' : 'Speak';
 }
 
 $('controls').addEventListener('submit', speak);

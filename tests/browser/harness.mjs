@@ -18,13 +18,16 @@ export function artifactsDir(dir = 'artifacts') {
   return dir;
 }
 
-/** Headless Chromium (`CHROMIUM`, else Debian's), audio allowed to start without a gesture. */
-export function launchChromium() {
+/**
+ * Headless Chromium (`CHROMIUM`, else Debian's), audio allowed to start without a gesture;
+ * `extraArgs` for a test's own switches (a fake microphone).
+ */
+export function launchChromium(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
+      '--disable-sync', '--disable-quic', '--no-first-run', '--autoplay-policy=no-user-gesture-required', ...extraArgs],
   });
 }
 
