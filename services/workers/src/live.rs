@@ -28,25 +28,48 @@ const fn ms(samples: u64) -> u64 {
     samples * 1000 / LIVE_SAMPLE_RATE as u64
 }
 
-/// Takes live streams until shut down.
+/// Takes live streams until shut down. A worker with every place taken leaves the queue
+/// group until one frees, so the gateways' asks go to workers with room (and, when none has
+/// any, are refused at once: no responders).
 pub async fn serve(
     client: async_nats::Client,
     aligner: Arc<Aligner>,
     max_sessions: usize,
     shutdown: &Shutdown,
 ) {
-    let mut opens = match client
-        .queue_subscribe(OPEN_SUBJECT, OPEN_QUEUE.into())
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot take live streams");
-            return;
-        }
-    };
     let open = Arc::new(AtomicUsize::new(0));
-    while let Some(Some(message)) = shutdown.unless_requested(opens.next()).await {
+    let freed = Arc::new(tokio::sync::Notify::new());
+    let mut opens: Option<async_nats::Subscriber> = None;
+    loop {
+        if open.load(Ordering::SeqCst) >= max_sessions {
+            if let Some(mut full) = opens.take() {
+                let _ = full.unsubscribe().await;
+                tracing::info!(
+                    max_sessions,
+                    "every live place taken: out of the queue group"
+                );
+            }
+            if shutdown.unless_requested(freed.notified()).await.is_none() {
+                return;
+            }
+            continue;
+        }
+        let subscription = match &mut opens {
+            Some(s) => s,
+            None => match client
+                .queue_subscribe(OPEN_SUBJECT, OPEN_QUEUE.into())
+                .await
+            {
+                Ok(s) => opens.insert(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot take live streams");
+                    return;
+                }
+            },
+        };
+        let Some(Some(message)) = shutdown.unless_requested(subscription.next()).await else {
+            return;
+        };
         let Some(reply_to) = message.reply.clone() else {
             continue;
         };
@@ -70,10 +93,12 @@ pub async fn serve(
         open.fetch_add(1, Ordering::SeqCst);
         let _ = client.publish(reply_to, json.into()).await;
         tracing::info!(session = %request.session, "live stream taken");
-        let (client, aligner, open) = (client.clone(), aligner.clone(), open.clone());
+        let (client, aligner, open, freed) =
+            (client.clone(), aligner.clone(), open.clone(), freed.clone());
         tokio::spawn(async move {
             run(client, aligner, request, input).await;
             open.fetch_sub(1, Ordering::SeqCst);
+            freed.notify_one();
         });
     }
 }

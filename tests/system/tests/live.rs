@@ -483,3 +483,45 @@ fn live_mistakes_are_named_and_limits_hold() {
         );
     });
 }
+
+#[test]
+fn a_full_align_worker_leaves_the_queue_until_a_stream_ends() {
+    let stack = Stack::start(Options {
+        env: vec![("LIVE_SESSIONS".into(), "1".into())],
+        ..Default::default()
+    });
+    run(async {
+        let start = json!({"type": "start", "format": "pcm16", "sample_rate": 16000});
+        let mut first = connect(&stack, PATH).await;
+        send(&mut first, start.clone()).await;
+        assert_eq!(next(&mut first).await.unwrap()["type"], "ready");
+        // Its one place taken, the worker is out of the queue group: refused at once (no
+        // responders), not after waiting for an answer.
+        let asked = Instant::now();
+        let mut second = connect(&stack, PATH).await;
+        send(&mut second, start.clone()).await;
+        let (messages, code) = until_closed(&mut second).await;
+        assert_eq!(code, Some(CloseCode::Again), "{messages:?}");
+        assert_eq!(messages[0]["error"], "unavailable");
+        assert!(
+            asked.elapsed() < Duration::from_millis(1500),
+            "refused after {:?}",
+            asked.elapsed()
+        );
+        send(&mut first, json!({"type": "end"})).await;
+        let (messages, code) = until_closed(&mut first).await;
+        assert_eq!(code, Some(CloseCode::Normal), "{messages:?}");
+        // The place is free again: the worker is back in the group.
+        let mut taken = false;
+        for _ in 0..20 {
+            let mut third = connect(&stack, PATH).await;
+            send(&mut third, start.clone()).await;
+            if next(&mut third).await.unwrap()["type"] == "ready" {
+                taken = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(taken, "{}", stack.logs());
+    });
+}

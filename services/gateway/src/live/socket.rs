@@ -362,7 +362,9 @@ impl Worker {
                     continue;
                 }
                 Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
-                    return Err("no align worker is running".into());
+                    return Err(
+                        "no align worker has room for a live stream (or none is running)".into(),
+                    );
                 }
                 Ok(Err(e)) => {
                     why = format!("NATS: {e}");
