@@ -1,23 +1,6 @@
-//! `avatar-gateway`: the HTTP API in front of the pipeline.
+//! `avatar-gateway`: the HTTP API in front of the pipeline (the library `avatar_gateway`).
 //!
 //! `avatar-gateway --openapi` prints the OpenAPI document (committed as `openapi.json`).
-
-mod cache;
-mod config;
-mod error;
-mod files;
-mod limits;
-mod live;
-mod openapi;
-mod parse;
-mod recordings;
-mod renders;
-mod responses;
-mod routes;
-mod service;
-mod state;
-mod stream;
-mod ws;
 
 use std::future::IntoFuture;
 use std::process::ExitCode;
@@ -27,13 +10,12 @@ use avatar_runtime::jetstream::Pipeline;
 use avatar_runtime::shutdown::Shutdown;
 use avatar_runtime::telemetry::Metrics;
 
-use crate::config::GatewayConfig;
-use crate::state::AppState;
+use avatar_gateway::{AppState, GatewayConfig, openapi_json, router, starting_router};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("--openapi") {
-        print!("{}", openapi::openapi_json());
+        print!("{}", openapi_json());
         return ExitCode::SUCCESS;
     }
     let shutdown = Shutdown::install();
@@ -75,7 +57,7 @@ async fn main() -> ExitCode {
     };
     let (connected, connected_signal) = tokio::sync::oneshot::channel::<()>();
     let startup = tokio::spawn(
-        axum::serve(startup_listener, service::starting_router())
+        axum::serve(startup_listener, starting_router())
             .with_graceful_shutdown(async move {
                 let _ = connected_signal.await;
             })
@@ -94,7 +76,7 @@ async fn main() -> ExitCode {
         let _ = startup.await;
         tracing::info!(%addr, "gateway serving the API");
         let stop = shutdown.clone();
-        axum::serve(listener, routes::router(app))
+        axum::serve(listener, router(app))
             .with_graceful_shutdown(async move { stop.requested().await })
             .await
     };
@@ -115,19 +97,4 @@ fn split_listener(
         tokio::net::TcpListener::from_std(first)?,
         tokio::net::TcpListener::from_std(second)?,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    /// The committed `openapi.json` is what the code generates (`make openapi` refreshes it).
-    #[test]
-    fn committed_openapi_is_fresh() {
-        let committed =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
-                .unwrap_or_default();
-        assert!(
-            committed == crate::openapi::openapi_json(),
-            "services/gateway/openapi.json is stale: run `make openapi` and commit it"
-        );
-    }
 }

@@ -25,7 +25,7 @@ use avatar_runtime::submit::submit_recording;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::responses::{AcceptedResponse, FailedResponse, accepted};
-use crate::state::{App, Waited};
+use crate::state::{App, Asker, Found, Waited};
 
 /// The largest request body of a lip-sync request: the audio, the timings and room for the
 /// form's own framing and a transcript.
@@ -362,7 +362,14 @@ pub async fn lipsync_sync(State(app): State<App>, request: Request) -> Result<Re
     if cached {
         app.metrics.cache_hits.with_label_values(&["kv"]).inc();
     }
-    let response = app.answer(&record, cached, true, Some(&sent)).await;
+    let response = app
+        .answer(
+            &record,
+            Found::cached_if(cached),
+            Asker::Waiter,
+            Some(&sent),
+        )
+        .await;
     tracing::debug!(
         render_id = %id,
         total_ms = started.elapsed().as_secs_f64() * 1000.0,

@@ -13,7 +13,7 @@ use avatar_runtime::submit::submit;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::responses::{AcceptedResponse, FailedResponse, PollResponse, accepted, json_bytes};
-use crate::state::{App, Waited};
+use crate::state::{App, Asker, Found, Waited};
 
 /// Synchronous render: waits up to `SYNC_TIMEOUT_SECONDS`.
 #[utoipa::path(
@@ -54,10 +54,14 @@ pub async fn render_sync(
         .await?;
     if cached {
         app.metrics.cache_hits.with_label_values(&["kv"]).inc();
-        return Ok(app.answer(&record, true, true, Some(&request.text)).await);
+        return Ok(app
+            .answer(&record, Found::Cached, Asker::Waiter, Some(&request.text))
+            .await);
     }
     let waited = started.elapsed();
-    let response = app.answer(&record, false, true, Some(&request.text)).await;
+    let response = app
+        .answer(&record, Found::Rendered, Asker::Waiter, Some(&request.text))
+        .await;
     tracing::debug!(
         render_id = %id,
         submit_ms = submit_time.as_secs_f64() * 1000.0,
@@ -130,7 +134,9 @@ pub async fn poll(
         return Ok(json_bytes(StatusCode::OK, hit));
     }
     let record = app.find_record(&render_id).await?;
-    Ok(app.answer(&record, true, false, None).await)
+    Ok(app
+        .answer(&record, Found::Cached, Asker::Poller, None)
+        .await)
 }
 
 /// A completed render's subtitles (WebVTT).

@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, get_service, post};
 
 use crate::error::ApiError;
 use crate::live::live_ws;
@@ -47,14 +47,18 @@ pub fn router(app: App) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/audio/{file}", get(files::serve_audio))
         .route("/results/{file}", get(files::serve_result));
-    // The web demo at `/`; anything else unknown is a JSON 404.
+    // The web demo at `/` (GET and HEAD); anything else unknown, whatever its method, is a
+    // JSON 404.
     let router = match &app.config.web_dir {
-        Some(dir) => router.fallback_service(
-            tower_http::services::ServeDir::new(dir)
-                .append_index_html_on_directories(true)
-                .not_found_service(axum::handler::HandlerWithoutStateExt::into_service(
-                    not_found,
-                )),
+        Some(dir) => router.fallback(
+            get_service(
+                tower_http::services::ServeDir::new(dir)
+                    .append_index_html_on_directories(true)
+                    .not_found_service(axum::handler::HandlerWithoutStateExt::into_service(
+                        not_found,
+                    )),
+            )
+            .fallback(not_found),
         ),
         None => router.fallback(not_found),
     };

@@ -262,10 +262,12 @@ impl AppState {
     pub async fn answer(
         &self,
         record: &RenderRecord,
-        cached: bool,
-        sync: bool,
+        found: Found,
+        asker: Asker,
         client_text: Option<&str>,
     ) -> Response {
+        let cached = found == Found::Cached;
+        let sync = asker == Asker::Waiter;
         match record.status {
             RenderStatus::Completed => match self.completed_result(record).await {
                 Ok(mut result) => {
@@ -379,6 +381,27 @@ impl AppState {
 
 /// Where a poll's completed answer is remembered (its marks located in the submitted text,
 /// which other answers' are not).
+/// Whether a render was done for this request or found done before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Rendered,
+    Cached,
+}
+
+impl Found {
+    pub fn cached_if(cached: bool) -> Self {
+        if cached { Self::Cached } else { Self::Rendered }
+    }
+}
+
+/// Who is answered: a request that waited for its render (an unfinished one is a 202, a
+/// failure its 4xx or a 500), or a poll (a 200 with the record's status, whatever it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    Waiter,
+    Poller,
+}
+
 pub fn poll_key(render_id: &str) -> String {
     format!("poll:{render_id}")
 }

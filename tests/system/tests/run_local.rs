@@ -64,7 +64,18 @@ fn killed_services_are_restarted_and_every_queued_render_completes() {
         .parent()
         .unwrap()
         .to_owned();
-    let mut runner = Command::new(common::workspace_path("scripts/run_local.sh"))
+    let mut runner = Command::new(common::workspace_path("scripts/run_local.sh"));
+    // A background job of a non-interactive shell (`make test &`, nohup, some CI runners)
+    // starts with SIGINT ignored, and bash cannot trap a signal ignored at entry: the runner
+    // gets the default disposition back, as a terminal's Ctrl-C would find it.
+    // SAFETY: `signal` is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        runner.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut runner = runner
         .env("BIN_DIR", &bin_dir)
         .env("PORT", port.to_string())
         .env("NATS_PORT", free_port().to_string())
