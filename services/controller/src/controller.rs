@@ -10,12 +10,10 @@
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use avatar_domain::voice::CONTRACT_DEFAULT_VOICE;
-use avatar_domain::{FieldError, RenderRequest, RenderStatus, render_id};
+use avatar_domain::{FieldError, NO_VOICES_YET, Refused, RenderRequest, RenderStatus, ValidSpec};
 use avatar_runtime::record::RenderRecord;
 use avatar_runtime::shutdown::Shutdown;
 use avatar_runtime::submit::{Submitted, stale, submit};
-use avatar_runtime::voices::VoiceCheck;
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -145,22 +143,19 @@ async fn reconcile_inner(
         speed: Some(obj.spec.speed),
         viseme_set: Some(obj.spec.viseme_set),
     };
-    let default_voice = ctx
+    let valid = match ctx
         .voices
-        .default_voice(ctx.settings.default_voice.as_deref())
-        .unwrap_or_else(|| CONTRACT_DEFAULT_VOICE.to_owned());
-    let spec = match request.validate(&default_voice) {
-        Ok(spec) => spec,
-        Err(errors) => {
+        .check_request(&request, ctx.settings.default_voice.as_deref())
+    {
+        Ok(valid) => valid,
+        Err(Refused::Invalid(errors)) => {
             let message = describe(&errors);
             fail(obj, ctx, "InvalidSpec", &message, None).await?;
             return Ok((Action::await_change(), "invalid"));
         }
-    };
-    match ctx.voices.check(&spec.voice_id) {
-        // A remembered voice with no worker live: the job waits in JetStream for one.
-        VoiceCheck::Known | VoiceCheck::Remembered => {}
-        VoiceCheck::NoneAnnounced => {
+        // A remembered voice with no worker live would have been taken (its job waits in
+        // JetStream for one); with no voice ever announced nothing can be judged yet.
+        Err(Refused::NoVoicesYet) => {
             set_status(
                 obj,
                 ctx,
@@ -168,37 +163,22 @@ async fn reconcile_inner(
                     phase: Some(Phase::Pending),
                     message: Some("waiting for a tts worker to announce its voices".into()),
                     observed_generation: generation,
-                    conditions: vec![ready(
-                        false,
-                        "WaitingForWorkers",
-                        "no tts worker has announced its voices yet",
-                        generation,
-                    )],
+                    conditions: vec![ready(false, "WaitingForWorkers", NO_VOICES_YET, generation)],
                     ..Default::default()
                 },
             )
             .await?;
             return Ok((Action::requeue(VOICES_WAIT), "rendering"));
         }
-        VoiceCheck::Unknown { available } => {
-            let message = format!(
-                "spec.voiceId: unknown voice {:?}; available: {}",
-                spec.voice_id,
-                available.join(", ")
-            );
-            fail(obj, ctx, "InvalidSpec", &message, None).await?;
-            return Ok((Action::await_change(), "invalid"));
-        }
-    }
+    };
 
-    let id = render_id(&spec);
-    if observed && status.render_id.as_deref() == Some(id.as_str()) {
+    if observed && status.render_id.as_deref() == Some(valid.id.as_str()) {
         // This generation's render was lost (expired or purged): as a new identical
         // request would, submit it again.
-        return resubmit(obj, ctx, spec).await;
+        return resubmit(obj, ctx, valid).await;
     }
     // A new resource or a changed spec: submit (the gateway's code path).
-    match submit(&ctx.pipeline, spec, None).await? {
+    match submit(&ctx.pipeline, valid, None).await? {
         Submitted::Cached(record) => {
             complete(obj, ctx, &record, true).await?;
             Ok((Action::await_change(), "completed"))
@@ -240,7 +220,7 @@ async fn follow(
         }
         _ if !stale(&record, &ctx.pipeline) => Ok((Action::requeue(POLL_INTERVAL), "rendering")),
         // Lost (its job outlived the lease): submit the record's own spec again.
-        _ => resubmit(obj, ctx, record.spec).await,
+        _ => resubmit(obj, ctx, ValidSpec::new(record.spec)).await,
     }
 }
 
@@ -248,9 +228,9 @@ async fn follow(
 async fn resubmit(
     obj: &AvatarRender,
     ctx: &Context,
-    spec: avatar_domain::RenderSpec,
+    valid: ValidSpec,
 ) -> Result<(Action, &'static str), Error> {
-    let submitted = submit(&ctx.pipeline, spec, None).await?;
+    let submitted = submit(&ctx.pipeline, valid, None).await?;
     let id = &submitted.record().render_id;
     if let Submitted::Cached(record) = &submitted {
         complete(obj, ctx, record, true).await?;

@@ -35,3 +35,4 @@ pub use request::{
 };
 pub use timeline::{Pause, PhonemeTimeline, SentenceSpan, TimedPhoneme};
 pub use timings::ExternalTimings;
+pub use voice::{NO_VOICES_YET, Refused, ValidSpec, VoiceCheck};

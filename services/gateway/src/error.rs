@@ -90,3 +90,12 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<avatar_domain::Refused> for ApiError {
+    fn from(refused: avatar_domain::Refused) -> Self {
+        match refused {
+            avatar_domain::Refused::Invalid(errors) => Self::invalid(errors),
+            avatar_domain::Refused::NoVoicesYet => Self::unavailable(avatar_domain::NO_VOICES_YET),
+        }
+    }
+}

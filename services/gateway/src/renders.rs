@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use avatar_domain::{RenderRequest, RenderResult, RenderStatus, render_id};
+use avatar_domain::{RenderRequest, RenderResult, RenderStatus};
 use avatar_runtime::submit::submit;
 
 use crate::error::{ApiError, ErrorBody};
@@ -38,9 +38,9 @@ pub async fn render_sync(
     body: Body,
 ) -> Result<Response, ApiError> {
     let entered = Instant::now();
-    let (request, spec) = app.read_request(&headers, body).await?;
-    let id = render_id(&spec);
-    if let Some(answer) = app.memory_answer(&id, &request.text, &spec.text) {
+    let (request, valid) = app.read_request(&headers, body).await?;
+    let id = valid.id.clone();
+    if let Some(answer) = app.memory_answer(&id, &request.text, &valid.spec.text) {
         return Ok(answer);
     }
     let _slot = app.enter_slot(&id)?;
@@ -50,7 +50,7 @@ pub async fn render_sync(
         cached,
         submit_time,
     } = app
-        .submit_and_wait(spec, Some(&request.text), app.config.sync_timeout)
+        .submit_and_wait(valid, Some(&request.text), app.config.sync_timeout)
         .await?;
     if cached {
         app.metrics.cache_hits.with_label_values(&["kv"]).inc();
@@ -96,12 +96,12 @@ pub async fn render_async(
 ) -> Result<Response, ApiError> {
     // Answers with the status only; the text as sent goes into a new record, so that polling
     // gets the marks located in it.
-    let (request, spec) = app.read_request(&headers, body).await?;
-    let id = render_id(&spec);
+    let (request, valid) = app.read_request(&headers, body).await?;
+    let id = valid.id.clone();
     if app.cache.get(&id).is_some() {
         return Ok((StatusCode::OK, Json(accepted(&id, RenderStatus::Completed))).into_response());
     }
-    let submitted = submit(&app.pipeline, spec, Some(&request.text))
+    let submitted = submit(&app.pipeline, valid, Some(&request.text))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let record = submitted.record();

@@ -14,7 +14,9 @@ use avatar_runtime::telemetry::METRICS_CONTENT_TYPE;
 
 use crate::error::ApiError;
 use crate::responses::{HealthResponse, LiveResponse, ReadyResponse, VoicesResponse};
-use crate::state::{App, NO_VOICES_YET};
+use avatar_domain::NO_VOICES_YET;
+
+use crate::state::App;
 
 /// The voices the tts workers can speak.
 #[utoipa::path(get, tag = "service", path = "/v1/voices", responses((status = 200, body = VoicesResponse)))]

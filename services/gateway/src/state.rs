@@ -10,12 +10,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use avatar_domain::{FieldError, RenderRequest, RenderResult, RenderSpec, RenderStatus};
+use avatar_domain::{RenderRequest, RenderResult, RenderStatus, ValidSpec};
 use avatar_runtime::jetstream::Pipeline;
 use avatar_runtime::record::RenderRecord;
 use avatar_runtime::submit::{Submitted, resubmit, submit};
 use avatar_runtime::telemetry::Metrics;
-use avatar_runtime::voices::{VoiceCheck, VoiceRegistry};
+use avatar_runtime::voices::VoiceRegistry;
 use avatar_runtime::watcher::RecordWatcher;
 
 use crate::cache::ResponseCache;
@@ -24,9 +24,6 @@ use crate::error::ApiError;
 use crate::limits::{MAX_WAITERS_PER_RENDER, Refusal, RenderSlots, Slot};
 use crate::parse::{parse_request, read_body};
 use crate::responses::{FailedResponse, accepted, json_bytes};
-
-/// Why nothing can be rendered on a system where no tts worker ever announced a voice.
-pub const NO_VOICES_YET: &str = "no tts worker has announced its voices yet";
 
 /// Everything a handler needs, shared behind one `Arc`: handlers get it per request, and
 /// cloning the NATS handles inside per request costs more than the request itself.
@@ -77,40 +74,20 @@ impl AppState {
         &self,
         headers: &HeaderMap,
         body: Body,
-    ) -> Result<(RenderRequest, RenderSpec), ApiError> {
+    ) -> Result<(RenderRequest, ValidSpec), ApiError> {
         let bytes = read_body(headers, body, self.config.max_body_bytes).await?;
         let request = parse_request(&bytes)?;
-        let spec = self.validate_settings(&request)?;
-        Ok((request, spec))
+        let valid = self.validate_settings(&request)?;
+        Ok((request, valid))
     }
 
-    /// Validates a request against the contract and the voices known; every problem names
-    /// its field.
-    pub fn validate_settings(&self, request: &RenderRequest) -> Result<RenderSpec, ApiError> {
-        let default_voice = self
+    /// Validates a request against the contract and the voices known (every problem names
+    /// its field); the spec comes with its render id.
+    pub fn validate_settings(&self, request: &RenderRequest) -> Result<ValidSpec, ApiError> {
+        // Validation comes first: a client's mistake is a 4xx whatever the workers' state.
+        Ok(self
             .voices
-            .default_voice(self.config.default_voice.as_deref());
-        let spec = request
-            .validate(
-                default_voice
-                    .as_deref()
-                    .unwrap_or(avatar_domain::voice::CONTRACT_DEFAULT_VOICE),
-            )
-            .map_err(ApiError::invalid)?;
-        // Validation came first: a client's mistake is a 4xx whatever the workers' state.
-        match self.voices.check(&spec.voice_id) {
-            // A remembered voice with no worker live: the job waits durably in JetStream.
-            VoiceCheck::Known | VoiceCheck::Remembered => Ok(spec),
-            VoiceCheck::NoneAnnounced => Err(ApiError::unavailable(NO_VOICES_YET)),
-            VoiceCheck::Unknown { available } => Err(ApiError::invalid(vec![FieldError::new(
-                "voice_id",
-                format!(
-                    "unknown voice {:?}; available: {}",
-                    spec.voice_id,
-                    available.join(", ")
-                ),
-            )])),
-        }
+            .check_request(request, self.config.default_voice.as_deref())?)
     }
 
     /// The record of a render: a 404 naming `render_id` for an id that is malformed or names
@@ -172,18 +149,18 @@ impl AppState {
         })
     }
 
-    /// Submits `spec` (with the client's `sent_text`) and waits up to `timeout` for the render
+    /// Submits `valid` (with the client's `sent_text`) and waits up to `timeout` for the render
     /// to end: the record as last seen, whether it was already rendered, and how long the
     /// submission itself took.
     pub async fn submit_and_wait(
         &self,
-        spec: RenderSpec,
+        valid: ValidSpec,
         sent_text: Option<&str>,
         timeout: Duration,
     ) -> Result<Waited, ApiError> {
-        let id = avatar_domain::render_id(&spec);
+        let id = valid.id.clone();
         let submission = async {
-            submit(&self.pipeline, spec, sent_text)
+            submit(&self.pipeline, valid, sent_text)
                 .await
                 .map_err(|e| ApiError::unavailable(e.to_string()))
         };

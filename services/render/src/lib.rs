@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use avatar_align::{AlignError, Aligner};
 use avatar_domain::{
-    FieldError, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, render_id,
+    FieldError, NO_VOICES_YET, PhonemeTimeline, Refused, RenderRequest, RenderResult, ValidSpec,
+    VoiceCheck,
 };
 use avatar_domain::{RecordingSpec, recording_id};
 use tts::{AudioFormat, EncodedAudio, RuntimePaths, TtsError, VoiceStore};
@@ -107,11 +108,17 @@ impl Engine {
         self.voices.get(voice_id).map(drop)
     }
 
-    /// Validates the request against the contract.
-    pub fn validate(&self, request: &RenderRequest) -> Result<RenderSpec, RenderError> {
+    /// Validates the request against the contract, with this engine's default voice (the
+    /// voice itself is found when it loads), by the one path the services use too.
+    pub fn validate(&self, request: &RenderRequest) -> Result<ValidSpec, RenderError> {
         request
-            .validate(&self.default_voice)
-            .map_err(RenderError::Invalid)
+            .check(Some(&self.default_voice), |_| VoiceCheck::Known)
+            .map_err(|refused| match refused {
+                Refused::Invalid(errors) => RenderError::Invalid(errors),
+                Refused::NoVoicesYet => {
+                    RenderError::Invalid(vec![FieldError::new("voice_id", NO_VOICES_YET)])
+                }
+            })
     }
 
     /// Renders a request: synthesis, audio encoding, mouth cues and eye events.
@@ -122,8 +129,7 @@ impl Engine {
         audio_url: impl FnOnce(&str, AudioFormat) -> String,
     ) -> Result<Rendered, RenderError> {
         let started = Instant::now();
-        let spec = self.validate(request)?;
-        let id = render_id(&spec);
+        let ValidSpec { spec, id } = self.validate(request)?;
         let voice = self.voices.get(&spec.voice_id)?;
         let mut stages = StageTimes::default();
         let mut lap = Instant::now();

@@ -150,7 +150,8 @@ fn run(args: Args) -> Result<(), Failure> {
     // the render, so processing_time_ms is the render alone.
     let spec = engine
         .validate(&request)
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+        .map_err(|e| Failure::Usage(e.to_string()))?
+        .spec;
     let loading = std::time::Instant::now();
     engine
         .preload(&spec.voice_id)

@@ -12,7 +12,7 @@ use async_nats::jetstream::context::PublishError;
 use crate::jetstream::Pipeline;
 use crate::job::Job;
 use crate::record::{Recording, RenderRecord, now_ms, random_id};
-use avatar_domain::{RenderSpec, RenderStatus, render_id};
+use avatar_domain::{RenderStatus, ValidSpec};
 
 /// What became of a submission.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,10 +66,10 @@ pub fn stale(record: &RenderRecord, pipeline: &Pipeline) -> bool {
 /// text, so that polling clients get marks located in it.
 pub async fn submit(
     pipeline: &Pipeline,
-    spec: RenderSpec,
+    valid: ValidSpec,
     sent_text: Option<&str>,
 ) -> Result<Submitted, SubmitError> {
-    let id = render_id(&spec);
+    let ValidSpec { spec, id } = valid;
     let sent_text = sent_text.filter(|t| *t != spec.text).map(str::to_owned);
     submit_record(pipeline, &id, || RenderRecord {
         sent_text: sent_text.clone(),

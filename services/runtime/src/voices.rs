@@ -15,25 +15,14 @@ use crate::jetstream::Pipeline;
 #[cfg(doc)]
 use crate::jetstream::VOICES_TTL;
 use async_nats::jetstream::kv;
-use avatar_domain::VoiceInfo;
+pub use avatar_domain::VoiceCheck;
 use avatar_domain::voice::default_voice;
+use avatar_domain::{Refused, RenderRequest, ValidSpec, VoiceInfo};
 use futures::StreamExt;
 
 const REFRESH: Duration = Duration::from_secs(2);
 /// How long the first read may take before a service starts anyway (it keeps refreshing).
 const FIRST_READ: Duration = Duration::from_secs(3);
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum VoiceCheck {
-    /// A live worker speaks it.
-    Known,
-    /// No live worker speaks it now, but one did: its job waits for the next worker.
-    Remembered,
-    /// Neither live nor ever announced: a client's mistake.
-    Unknown { available: Vec<String> },
-    /// No voice was ever announced: nothing can be judged or rendered yet.
-    NoneAnnounced,
-}
 
 #[derive(Debug, Default)]
 struct Known {
@@ -128,6 +117,17 @@ impl VoiceRegistry {
     }
 
     /// The default voice ([`default_voice`]) among the voices known, live ones first.
+    /// `request` validated against the contract and these voices, with `configured` (the
+    /// service's `DEFAULT_VOICE`) or else the best voice known as the default.
+    pub fn check_request(
+        &self,
+        request: &RenderRequest,
+        configured: Option<&str>,
+    ) -> Result<ValidSpec, Refused> {
+        let default = self.default_voice(configured);
+        request.check(default.as_deref(), |voice| self.check(voice))
+    }
+
     pub fn default_voice(&self, configured: Option<&str>) -> Option<String> {
         let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
         let ids = known

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use avatar_domain::{
-    MouthCue, PhonemeTimeline, RenderRequest, RenderResult, RenderSpec, RenderStatus, VoiceInfo,
+    MouthCue, PhonemeTimeline, RenderRequest, RenderResult, RenderStatus, ValidSpec, VoiceInfo,
 };
 use avatar_runtime::config::{Env, PipelineConfig};
 use avatar_runtime::jetstream::{Pipeline, Stage};
@@ -32,12 +32,12 @@ async fn pipeline(nats: &Nats, max_deliver: u32) -> Pipeline {
         .expect("JetStream set up")
 }
 
-fn spec(text: &str) -> RenderSpec {
+fn spec(text: &str) -> ValidSpec {
     RenderRequest {
         text: text.into(),
         ..Default::default()
     }
-    .validate("en_US-test-voice")
+    .check(Some("en_US-test-voice"), |_| VoiceCheck::Known)
     .unwrap()
 }
 

@@ -144,7 +144,8 @@ pub async fn stream_sse(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let (request, spec) = app.read_request(&headers, body).await?;
+    let (request, valid) = app.read_request(&headers, body).await?;
+    let spec = valid.spec;
     let permit = stream_permit(&app)?;
     let (out, mut messages) = mpsc::channel::<ServerMessage>(OUTBOX);
     let (segments, queue) = mpsc::channel::<Segment>(1);

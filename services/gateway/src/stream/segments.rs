@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use avatar_domain::segment::Segment;
-use avatar_domain::{EyeEvent, RenderRequest, RenderResult, RenderSpec, RenderStatus, render_id};
+use avatar_domain::{EyeEvent, RenderRequest, RenderResult, RenderSpec, RenderStatus, VoiceCheck};
 
 use super::protocol::*;
 use crate::error::ApiError;
@@ -193,10 +193,9 @@ async fn render_segment(
         speed: Some(template.speed),
         viseme_set: Some(template.viseme_set),
     };
-    let spec = request
-        .validate(&template.voice_id)
-        .map_err(ApiError::invalid)?;
-    let id = render_id(&spec);
+    // The voice was checked when the stream started.
+    let valid = request.check(Some(&template.voice_id), |_| VoiceCheck::Known)?;
+    let id = valid.id.clone();
     if let Some(hit) = app.cache.get(&id)
         && let Ok(mut result) = serde_json::from_slice::<RenderResult>(&hit)
     {
@@ -204,7 +203,7 @@ async fn render_segment(
         return Ok(result);
     }
     let Waited { record, cached, .. } = app
-        .submit_and_wait(spec, None, app.config.sync_timeout)
+        .submit_and_wait(valid, None, app.config.sync_timeout)
         .await?;
     match record.status {
         RenderStatus::Completed => {

@@ -119,7 +119,8 @@ async fn read_client(
                     viseme_set,
                 };
                 match app.validate_settings(&request) {
-                    Ok(spec) => {
+                    Ok(valid) => {
+                        let spec = valid.spec;
                         let _ = out.send(started(app, &spec)).await;
                         let (segments, queue_rx) = mpsc::channel::<Segment>(1);
                         let queued = Arc::new(AtomicUsize::new(0));
