@@ -4,7 +4,7 @@
 # storage without NATS); the rendered built-in objects pass kubernetes-validate --strict;
 # example AvatarRenders validate against the CRD's schema and the bad ones do not; the
 # Dockerfile passes hadolint. Then against a real API server (scripts/k8s_control_plane.sh;
-# SKIP_K8S_SERVER=1 skips it): k8s/avatar.yaml applied as the README says and its controller
+# SKIP_K8S_SERVER=1 skips it): k8s/avatar.yaml applied as docs/kubernetes.md says and its controller
 # account able to list and patch, the bad examples refused by the server for their field, and
 # `helm install` of the chart as shipped with NATS on, off, and with KEDA autoscaling.
 set -euo pipefail

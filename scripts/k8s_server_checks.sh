@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The chart and the plain manifests against a real Kubernetes API server (v1.20, from
 # scripts/k8s_control_plane.sh; objects are validated and stored, no pods run):
-#   1. `kubectl apply -f k8s/avatar.yaml` exactly as the README says, then the controller's
+#   1. `kubectl apply -f k8s/avatar.yaml` exactly as docs/kubernetes.md says, then the controller's
 #      service account lists AvatarRenders in every namespace and patches their status with
 #      its own token, and may do nothing it does not need;
 #   2. the example AvatarRenders are accepted and the bad ones in tests/k8s/bad/ refused by
@@ -30,7 +30,7 @@ k() { "$KUBECTL" "$@"; }
 helm() { "$HELM" "$@"; }
 ok "control plane up ($APISERVER, $(k version -o json 2> /dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'))"
 
-# 1. The plain manifests, as the README applies them.
+# 1. The plain manifests, as docs/kubernetes.md applies them.
 if k apply -f k8s/avatar.yaml > "$work/apply.txt" 2>&1; then
   ok "kubectl apply -f k8s/avatar.yaml ($(wc -l < "$work/apply.txt") objects)"
 else

@@ -9,7 +9,7 @@
 # Environment: PORT (gateway, default 8080), NATS_PORT (default 4222), METRICS_PORT_BASE (the
 # workers' metrics ports: tts, lipsync, eyes from there on, align at +4; default 9101; 0: any free port),
 # DATA_DIR (default ./data), VOICES_DIR, BIN_DIR (the built binaries), and any service setting
-# (README).
+# (docs/configuration.md).
 # DATA_DIR/run/<service>.pid holds each service's current PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,7 +7,7 @@
 const REST = { open: 0.03, width: 0.5, round: 0.1, teeth: 0, tongue: 0 };
 const shape = (open, width, round, teeth = 0, tongue = 0) => ({ open, width, round, teeth, tongue });
 
-/** Every viseme of every set (README: Viseme sets). */
+/** Every viseme of every set (docs/offline.md: Viseme sets). */
 export const VISEME_SHAPES = {
   basic: {
     REST,

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use crate::RenderSpec;
 
 /// Bumped whenever a change to the stages changes what a render produces, so old cache
-/// entries are not served for the new pipeline. 2: mouth cues fitted to the audio (README,
-/// "Lip-sync accuracy"). 3: word and sentence marks in every result.
+/// entries are not served for the new pipeline. 2: mouth cues fitted to the audio
+/// (docs/lipsync-accuracy.md). 3: word and sentence marks in every result.
 pub const PIPELINE_VERSION: &str = "avatar-pipeline/3";
 
 /// Hex SHA-256 of the pipeline version, voice, speed, viseme set and normalised text,

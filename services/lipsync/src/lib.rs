@@ -92,7 +92,7 @@ struct Unit {
 }
 
 /// Folds the timeline's symbols into sounding units. What each symbol without a sound of its
-/// own gives its time to was measured against the audio (README, "Lip-sync accuracy"): a
+/// own gives its time to was measured against the audio (docs/lipsync-accuracy.md): a
 /// stress mark sounds like the vowel it precedes (the vowel is already loud there), a length
 /// mark or diacritic like the sound it follows, a short word break like the end of the word
 /// before it.

@@ -1,5 +1,5 @@
 //! The timeline fitted to the audio: Piper's durations put silence on symbols that do not
-//! own it, and the mouth must follow what is heard (README, "Lip-sync accuracy").
+//! own it, and the mouth must follow what is heard (docs/lipsync-accuracy.md).
 
 use avatar_domain::timeline::{is_mark, is_plosive, is_silence_symbol};
 

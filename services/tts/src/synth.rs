@@ -193,7 +193,7 @@ fn stream_serial(text: &str) -> u32 {
 /// when pads go forward, 14 of 48 when they go back. After punctuation or a sentence start the
 /// pad is as quiet as the symbol itself (-87 dB after punctuation) and stays with it; before
 /// punctuation it is the fading end of the sound before the pause (-47 dB, between the
-/// sound's -20 and the pause's -69) and stays with that sound (README, "Lip-sync accuracy").
+/// sound's -20 and the pause's -69) and stays with that sound (docs/lipsync-accuracy.md).
 fn append_sentence(
     samples: &mut Vec<f32>,
     timeline: &mut PhonemeTimeline,
