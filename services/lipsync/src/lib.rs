@@ -20,17 +20,11 @@ use smooth::smooth;
 /// Shortest cue, in milliseconds: about three frames at 60 fps. Shorter sounds are folded
 /// into a neighbour; closures never are (see [`MIN_CLOSURE_MS`]).
 pub const MIN_CUE_MS: f64 = 40.0;
-/// Shortest closure (p, b, m), about one frame at 50 to 60 fps: the lips stay closed for the
-/// closure's own duration, and only a closure shorter than a frame is lengthened (from its
-/// neighbours' time) so that a renderer cannot skip it. Lengthening them to [`MIN_CUE_MS`]
-/// kept the lips shut into the next vowel.
+/// Shortest closure (p, b, m), about one frame at 50 to 60 fps: only a closure shorter than a
+/// frame is lengthened, so that a renderer cannot skip it (docs/research/timing-measurements.md).
 pub const MIN_CLOSURE_MS: f64 = 20.0;
-/// A word break at least this long is a pause, and the mouth rests in it. Word breaks are
-/// mostly sound, not pauses: measured in the audio, breaks of 90 to 150 ms at speed 0.6 were
-/// as loud as the speech around them (-17 to -44 dB), and the silent ones were the closure
-/// of a stop starting the next word. Taking breaks of 90 ms for pauses shut the mouth in
-/// the middle of vowels at slow speeds; only a break longer than any seen in running speech
-/// is one.
+/// A word break at least this long is a pause, and the mouth rests in it: shorter breaks are
+/// sound, even at slow speeds (docs/research/timing-measurements.md).
 pub const WORD_PAUSE_MS: f64 = 250.0;
 /// Weight of a consonant that borrows the neighbouring vowel's shape, relative to the vowel.
 const COARTICULATION: f32 = 0.6;

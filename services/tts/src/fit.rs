@@ -5,29 +5,18 @@ use avatar_domain::timeline::{is_mark, is_plosive, is_silence_symbol};
 
 use crate::voice::SAMPLES_PER_FRAME;
 
-/// A frame quieter than this, relative to the sentence's peak, is silent: pauses measure
-/// -87 to -90 dB, the closure of a stop -59 to -68 dB, the fading end of a vowel -47 dB and
-/// the first frame of a consonant after a pause -43 dB.
+/// A frame quieter than this, relative to the sentence's peak, is silent: between a stop's
+/// closure and a vowel's fading end (docs/research/timing-measurements.md).
 const SILENT_DB: f32 = -55.0;
 
 /// A sound after a pause starts this many frames (about 23 ms) before its first audible
-/// frame: its onset rises through the threshold, the aligner puts vowel onsets there or
-/// earlier, and a mouth that moves a little before the sound reads as in sync where one that
-/// moves late does not (ITU-R BT.1359: sound late by up to 125 ms goes unnoticed, sound early
-/// by 45 ms is noticed).
+/// frame: a mouth a little early reads as in sync, a late one does not (ITU-R BT.1359).
 const ONSET_LEAD_FRAMES: usize = 2;
 
 /// Moves the boundaries of one sentence's groups (`ends[i]`, in samples) to where the audio
-/// says the sound is. Piper's durations put silence on symbols that do not own it:
-///
-/// - after a pause (punctuation, the sentence start), the sound that follows often starts
-///   with frames as silent as the pause (a "the" after a comma was 174 ms long, the first
-///   140 ms of it at -90 dB): those frames go to the pause;
-/// - the silent closure of a plosive often lies in the length mark, word break or end of
-///   the sound before it ("mopping": the p's closure filled the "ː" after the vowel): those
-///   frames go to the plosive, so its closure (shut lips for a p) is seen while it is heard;
-/// - a plosive's span ends one frame after its burst (in "mopping" the p lasted 35 ms past
-///   its burst, the lips shut while the ɪ was heard).
+/// says the sound is (docs/research/timing-measurements.md): a sound's silent first frames
+/// after a pause go to the pause; a plosive's silent closure before it goes to the plosive,
+/// whose span ends one frame after its burst.
 ///
 /// A sound keeps at least one frame of its own; pauses are never given to a plosive.
 /// `peak` is the sentence's largest absolute sample.

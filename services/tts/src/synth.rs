@@ -186,14 +186,9 @@ fn stream_serial(text: &str) -> u32 {
 /// Adds one sentence's audio and timeline. Each id got `frames[i] * 256` samples; the spans
 /// tile the sentence's audio exactly.
 ///
-/// Piper puts a pad (`_`) after every phoneme. After a sound, its frames sound like the
-/// *next* phoneme, as measured against the audio: the silence of a p, t or k closure already
-/// fills the pad before it, a vowel is loud in the pad before it and fading in its own pad, and
-/// a forced alignment of the audio puts 35 of 48 long vowels' midpoints inside their vowel
-/// when pads go forward, 14 of 48 when they go back. After punctuation or a sentence start the
-/// pad is as quiet as the symbol itself (-87 dB after punctuation) and stays with it; before
-/// punctuation it is the fading end of the sound before the pause (-47 dB, between the
-/// sound's -20 and the pause's -69) and stays with that sound (docs/lipsync-accuracy.md).
+/// Piper puts a pad (`_`) after every phoneme: after a sound it goes to the next phoneme (it
+/// sounds like it), after or before punctuation it stays where it is
+/// (docs/research/timing-measurements.md).
 fn append_sentence(
     samples: &mut Vec<f32>,
     timeline: &mut PhonemeTimeline,
