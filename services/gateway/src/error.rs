@@ -22,6 +22,113 @@ pub struct ErrorBody {
     pub details: Vec<FieldError>,
 }
 
+/// Every kind of error the API answers: its status and its stable code (`ErrorBody::error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the body is not JSON.
+    InvalidJson,
+    /// 400: a multipart form that cannot be read.
+    InvalidForm,
+    /// 422: a field is invalid.
+    InvalidRequest,
+    /// 404: no such endpoint, render or file.
+    NotFound,
+    /// 416: a `Range` the file cannot satisfy.
+    BadRange,
+    /// 415: the body is not of a type the endpoint takes.
+    UnsupportedMediaType,
+    /// 413: the body is over its limit.
+    BodyTooLarge,
+    /// 426: a WebSocket endpoint asked without the upgrade.
+    WebSocketRequired,
+    /// 503: too many renders or streams; retry shortly.
+    Overloaded,
+    /// 503: NATS, the store or the workers are not there; retry.
+    Unavailable,
+    /// 409: the render has not started yet (its subtitles are not there).
+    RenderPending,
+    /// 409: the render is under way (its subtitles are not there yet).
+    RenderRendering,
+    /// 409: the render failed, so it has no subtitles.
+    RenderFailedNoSubtitles,
+    /// 500: a stream segment's render failed.
+    RenderFailed,
+    /// 504: a stream segment was not rendered in time.
+    SegmentTimeout,
+    /// 410: the client left before the segment started.
+    Cancelled,
+    /// 500: a stored record cannot be read.
+    CorruptRecord,
+    /// 500: the gateway could not run its decoder.
+    DecoderFailed,
+}
+
+impl ErrorKind {
+    pub const ALL: [Self; 18] = [
+        Self::InvalidJson,
+        Self::InvalidForm,
+        Self::InvalidRequest,
+        Self::NotFound,
+        Self::BadRange,
+        Self::UnsupportedMediaType,
+        Self::BodyTooLarge,
+        Self::WebSocketRequired,
+        Self::Overloaded,
+        Self::Unavailable,
+        Self::RenderPending,
+        Self::RenderRendering,
+        Self::RenderFailedNoSubtitles,
+        Self::RenderFailed,
+        Self::SegmentTimeout,
+        Self::Cancelled,
+        Self::CorruptRecord,
+        Self::DecoderFailed,
+    ];
+
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidJson | Self::InvalidForm => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::WebSocketRequired => StatusCode::UPGRADE_REQUIRED,
+            Self::Overloaded | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RenderPending | Self::RenderRendering | Self::RenderFailedNoSubtitles => {
+                StatusCode::CONFLICT
+            }
+            Self::RenderFailed | Self::CorruptRecord | Self::DecoderFailed => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::SegmentTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Cancelled => StatusCode::GONE,
+        }
+    }
+
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidForm => "invalid_form",
+            Self::InvalidRequest => "invalid_request",
+            Self::NotFound => "not_found",
+            Self::BadRange => "bad_range",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTooLarge => "body_too_large",
+            Self::WebSocketRequired => "websocket_required",
+            Self::Overloaded => "overloaded",
+            Self::Unavailable => "unavailable",
+            Self::RenderPending => "render_pending",
+            Self::RenderRendering => "render_rendering",
+            Self::RenderFailedNoSubtitles | Self::RenderFailed => "render_failed",
+            Self::SegmentTimeout => "segment_timeout",
+            Self::Cancelled => "cancelled",
+            Self::CorruptRecord => "corrupt_record",
+            Self::DecoderFailed => "decoder_failed",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -31,11 +138,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: kind.status(),
             body: ErrorBody {
-                error,
+                error: kind.code(),
                 message: message.into(),
                 field: None,
                 details: Vec::new(),
@@ -62,20 +169,14 @@ impl ApiError {
             .collect::<Vec<_>>()
             .join("; ");
         let field = errors.first().map(|e| e.field.clone());
-        Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: ErrorBody {
-                error: "invalid_request",
-                message,
-                field,
-                details: errors,
-            },
-            retry_after: None,
-        }
+        let mut error = Self::new(ErrorKind::InvalidRequest, message);
+        error.body.field = field;
+        error.body.details = errors;
+        error
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(2)
+        Self::new(ErrorKind::Unavailable, message).retry_after(2)
     }
 }
 
@@ -96,6 +197,28 @@ impl From<avatar_domain::Refused> for ApiError {
         match refused {
             avatar_domain::Refused::Invalid(errors) => Self::invalid(errors),
             avatar_domain::Refused::NoVoicesYet => Self::unavailable(avatar_domain::NO_VOICES_YET),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/api.md's table of error codes is the enum's: each kind's code on a row of its status.
+    #[test]
+    fn every_error_kind_is_documented_with_its_status() {
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+                .unwrap();
+        for kind in ErrorKind::ALL {
+            let row = format!("| {} |", kind.status().as_u16());
+            let code = format!("`{}`", kind.code());
+            assert!(
+                docs.lines()
+                    .any(|l| l.starts_with(&row) && l.contains(&code)),
+                "{kind:?}: no row `{row} ... {code}` in docs/api.md"
+            );
         }
     }
 }

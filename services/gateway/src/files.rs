@@ -11,7 +11,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use avatar_runtime::storage::{audio_key, is_audio_file_name, is_result_file_name, result_key};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::state::App;
 
 /// A render's audio file.
@@ -70,16 +70,11 @@ pub async fn serve_result(
 }
 
 fn not_found(file: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no file {file:?}"),
-    )
-    .field("file")
+    ApiError::new(ErrorKind::NotFound, format!("no file {file:?}")).field("file")
 }
 
 fn unsatisfiable(message: String) -> ApiError {
-    ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "bad_range", message).field("Range")
+    ApiError::new(ErrorKind::BadRange, message).field("Range")
 }
 
 fn unavailable(e: object_store::Error) -> ApiError {

@@ -2,12 +2,12 @@
 //! itself, every problem a 4xx naming its field.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 
 use avatar_domain::{FieldError, RenderRequest};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 
 /// The body of a JSON request: a 415 naming `Content-Type` unless it is declared JSON, a 413
 /// naming `body` beyond `limit` bytes.
@@ -19,16 +19,14 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorKind::UnsupportedMediaType,
             "the request body must be JSON (Content-Type: application/json)",
         )
         .field("Content-Type"));
     }
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorKind::BodyTooLarge,
             format!("the request body is larger than {limit} bytes"),
         )
         .field("body")
@@ -39,8 +37,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
     let syntax = |e: &serde_json::Error| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
+            ErrorKind::InvalidJson,
             format!("the body is not valid JSON: {e}"),
         )
         .field("body")

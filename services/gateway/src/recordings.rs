@@ -23,7 +23,7 @@ use avatar_runtime::record::Recording;
 use avatar_runtime::storage::{audio_key, recording_file_name};
 use avatar_runtime::submit::submit_recording;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::responses::{AcceptedResponse, FailedResponse, accepted};
 use crate::state::{App, Asker, Found, Waited};
 
@@ -79,8 +79,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 
 fn too_large(field: &str, limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorKind::BodyTooLarge,
         format!("the {field} is larger than {limit} bytes"),
     )
     .field(field)
@@ -148,8 +147,7 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
         .to_owned();
     if essence == "application/json" {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorKind::UnsupportedMediaType,
             "send the audio file itself as the body (Content-Type: audio/...), or a \
              multipart/form-data form with an `audio` part; to speak a text, POST JSON to \
              /v1/avatar/render",
@@ -172,8 +170,7 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
     // A form that cannot be read is a 400 on `body`, as malformed JSON is for a render.
     let malformed = |message: String| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_form",
+            ErrorKind::InvalidForm,
             format!("the body is not a well-formed multipart/form-data form: {message}"),
         )
         .field("body")
@@ -257,13 +254,7 @@ async fn check_audio(checked: &Checked) -> Result<&'static str, ApiError> {
         avatar_audio::decode_recording(&audio, hint.as_deref()).map(|(_, container)| container)
     })
     .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "decoder_failed",
-            "the audio decoder failed",
-        )
-    })?
+    .map_err(|_| ApiError::new(ErrorKind::DecoderFailed, "the audio decoder failed"))?
     .map_err(|e| ApiError::invalid(vec![e]))?;
     Ok(container.extension())
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use avatar_domain::{RenderRequest, RenderResult, RenderStatus};
 use avatar_runtime::submit::submit;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::responses::{AcceptedResponse, FailedResponse, PollResponse, accepted, json_bytes};
 use crate::state::{App, Asker, Found, Waited};
 
@@ -160,7 +160,6 @@ pub async fn subtitles(
     Path(render_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let record = app.find_record(&render_id).await?;
-    let not_completed = |error, message| ApiError::new(StatusCode::CONFLICT, error, message);
     match record.status {
         RenderStatus::Completed => {
             let result = app.completed_result(&record).await?;
@@ -169,20 +168,20 @@ pub async fn subtitles(
             let vtt = avatar_domain::subtitles::webvtt(text, &result.words, &result.sentences);
             Ok(([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], vtt).into_response())
         }
-        RenderStatus::Failed => Err(not_completed(
-            "render_failed",
+        RenderStatus::Failed => Err(ApiError::new(
+            ErrorKind::RenderFailedNoSubtitles,
             format!(
                 "render {render_id} failed, so it has no subtitles: {}",
                 record.reason().message
             ),
         )),
         status @ (RenderStatus::Pending | RenderStatus::Rendering) => {
-            let (error, name) = match status {
-                RenderStatus::Pending => ("render_pending", "pending"),
-                _ => ("render_rendering", "rendering"),
+            let (kind, name) = match status {
+                RenderStatus::Pending => (ErrorKind::RenderPending, "pending"),
+                _ => (ErrorKind::RenderRendering, "rendering"),
             };
-            Err(not_completed(
-                error,
+            Err(ApiError::new(
+                kind,
                 format!(
                     "render {render_id} is {name}: its subtitles are ready once it is completed \
                      (poll /v1/avatar/render/{render_id})"

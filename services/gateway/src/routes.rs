@@ -4,12 +4,12 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, get_service, post};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::live::live_ws;
 use crate::recordings::{MAX_RECORDING_BODY_BYTES, lipsync_async, lipsync_sync};
 use crate::renders::{poll, render_async, render_sync, subtitles};
@@ -75,7 +75,7 @@ pub fn router(app: App) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(ErrorKind::NotFound, "no such endpoint")
 }
 
 /// Counts and times every request by route and status.

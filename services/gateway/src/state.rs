@@ -20,7 +20,7 @@ use avatar_runtime::watcher::RecordWatcher;
 
 use crate::cache::ResponseCache;
 use crate::config::GatewayConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::limits::{MAX_WAITERS_PER_RENDER, Refusal, RenderSlots, Slot};
 use crate::parse::{parse_request, read_body};
 use crate::responses::{FailedResponse, accepted, json_bytes};
@@ -95,12 +95,8 @@ impl AppState {
     /// here, so a client that only polls is never stuck.
     pub async fn find_record(&self, render_id: &str) -> Result<RenderRecord, ApiError> {
         let unknown = || {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no render {render_id:?}"),
-            )
-            .field("render_id")
+            ApiError::new(ErrorKind::NotFound, format!("no render {render_id:?}"))
+                .field("render_id")
         };
         if !avatar_domain::is_render_id(render_id) {
             return Err(unknown());
@@ -145,7 +141,7 @@ impl AppState {
                     "more than {MAX_WAITERS_PER_RENDER} requests wait for this very render; retry shortly"
                 ),
             };
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
+            ApiError::new(ErrorKind::Overloaded, message).retry_after(1)
         })
     }
 
@@ -221,10 +217,7 @@ impl AppState {
                 ApiError::unavailable(format!("the result store is unavailable: {e}"))
             })?
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "corrupt_record",
-                    "completed without a result",
+                ApiError::new(ErrorKind::CorruptRecord, "completed without a result",
                 )
             })?;
         result.resolve_audio_url(&self.config.audio_base_url);
@@ -278,13 +271,9 @@ impl AppState {
                 let failure = record.reason();
                 // A sync caller whose request was at fault gets a 4xx naming the field.
                 if sync && let Some(field) = &failure.field {
-                    return ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_request",
-                        failure.message.clone(),
-                    )
-                    .field(field.clone())
-                    .into_response();
+                    return ApiError::new(ErrorKind::InvalidRequest, failure.message.clone())
+                        .field(field.clone())
+                        .into_response();
                 }
                 let status = if sync {
                     StatusCode::INTERNAL_SERVER_ERROR

@@ -14,10 +14,9 @@ pub use protocol::{LiveClientMessage, MAX_LIVE_MESSAGE_BYTES};
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::state::App;
 use crate::stream::stream_permit;
 
@@ -37,10 +36,7 @@ pub async fn live_ws(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|e| {
-        ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "websocket_required",
-            format!("this endpoint is a WebSocket ({e}); for a whole recording, POST it to /v1/avatar/lipsync"),
+        ApiError::new(ErrorKind::WebSocketRequired, format!("this endpoint is a WebSocket ({e}); for a whole recording, POST it to /v1/avatar/lipsync"),
         )
         .field("Upgrade")
     })?;

@@ -31,7 +31,7 @@ use std::sync::atomic::AtomicUsize;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use avatar_domain::segment::{Segment, Segmenter};
 use avatar_domain::{RenderRequest, RenderSpec};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::state::App;
 use futures::StreamExt;
 use protocol::OUTBOX;
@@ -74,8 +74,7 @@ impl Drop for StreamPermit {
 pub(crate) fn stream_permit(app: &App) -> Result<StreamPermit, ApiError> {
     let permit = app.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorKind::Overloaded,
             format!(
                 "more than {} streams are open; retry shortly",
                 app.config.max_concurrent_streams
@@ -106,10 +105,7 @@ pub async fn stream_ws(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|e| {
-        ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "websocket_required",
-            format!("this endpoint is a WebSocket ({e}); for a whole text, POST it here for server-sent events"),
+        ApiError::new(ErrorKind::WebSocketRequired, format!("this endpoint is a WebSocket ({e}); for a whole text, POST it here for server-sent events"),
         )
         .field("Upgrade")
     })?;

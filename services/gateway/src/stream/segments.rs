@@ -12,7 +12,7 @@ use avatar_domain::segment::Segment;
 use avatar_domain::{EyeEvent, RenderRequest, RenderResult, RenderSpec, RenderStatus, VoiceCheck};
 
 use super::protocol::*;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::state::{App, Waited};
 
 /// Hands a segment to the renderer, counting its characters as waiting until it starts.
@@ -55,11 +55,7 @@ pub(super) async fn render_segments(
         async move {
             // A client that left cancels the segments not started yet.
             let outcome = if gone.is_closed() {
-                Err(ApiError::new(
-                    StatusCode::GONE,
-                    "cancelled",
-                    "the client left",
-                ))
+                Err(ApiError::new(ErrorKind::Cancelled, "the client left"))
             } else {
                 render_segment(&app, &spec, &segment).await
             };
@@ -214,19 +210,14 @@ async fn render_segment(
         }
         RenderStatus::Failed => {
             let failure = record.reason();
-            let mut error = ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "render_failed",
-                failure.message,
-            );
+            let mut error = ApiError::new(ErrorKind::RenderFailed, failure.message);
             if let Some(field) = failure.field {
                 error = error.field(field);
             }
             Err(error)
         }
         RenderStatus::Pending | RenderStatus::Rendering => Err(ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "segment_timeout",
+            ErrorKind::SegmentTimeout,
             format!(
                 "the segment was not rendered within {} s (render {id} goes on; poll it)",
                 app.config.sync_timeout.as_secs()
