@@ -189,3 +189,20 @@ fn the_web_demo_lip_syncs_a_microphone_live_in_a_real_browser() {
     );
     assert!(ok, "{report}\n{}", stack.logs());
 }
+
+#[test]
+fn the_browser_clients_pure_helpers_pass_their_unit_tests() {
+    let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let out = Command::new("node")
+        .arg("--test")
+        .arg(workspace.join("web-demo/client/test/"))
+        .output()
+        .expect("node");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("# pass 5"), "{report}");
+}
