@@ -5,6 +5,7 @@
 //! [`router`] builds the API over an [`AppState`] (the NATS pipeline, the object store, the
 //! caches and limits); [`starting_router`] answers while NATS is not reached yet.
 
+mod answers;
 mod cache;
 pub mod config;
 mod error;

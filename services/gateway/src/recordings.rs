@@ -23,9 +23,10 @@ use avatar_runtime::record::Recording;
 use avatar_runtime::storage::{audio_key, recording_file_name};
 use avatar_runtime::submit::submit_recording;
 
+use crate::answers::{Asker, Found, Waited};
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::responses::{AcceptedResponse, FailedResponse, accepted};
-use crate::state::{App, Asker, Found, Waited};
+use crate::state::App;
 
 /// The largest request body of a lip-sync request: the audio, the timings and room for the
 /// form's own framing and a transcript.

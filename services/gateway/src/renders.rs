@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use avatar_domain::{RenderRequest, RenderResult, RenderStatus};
 use avatar_runtime::submit::submit;
 
+use crate::answers::{Asker, Found, Waited};
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::responses::{AcceptedResponse, FailedResponse, PollResponse, accepted, json_bytes};
-use crate::state::{App, Asker, Found, Waited};
+use crate::state::App;
 
 /// Synchronous render: waits up to `SYNC_TIMEOUT_SECONDS`.
 #[utoipa::path(

@@ -12,8 +12,9 @@ use avatar_domain::segment::Segment;
 use avatar_domain::{EyeEvent, RenderRequest, RenderResult, RenderSpec, RenderStatus, VoiceCheck};
 
 use super::protocol::*;
+use crate::answers::Waited;
 use crate::error::{ApiError, ErrorKind};
-use crate::state::{App, Waited};
+use crate::state::App;
 
 /// Hands a segment to the renderer, counting its characters as waiting until it starts.
 pub(super) async fn queue_segment(
