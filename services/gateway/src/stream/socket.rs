@@ -28,181 +28,231 @@ pub(super) async fn run_socket(app: App, socket: WebSocket) {
     let _ = writer.task.await;
 }
 
+/// A fatal error: the close code and the message sent before it.
+type Fatal = (u16, ServerMessage);
+
+/// What a client message leads to.
+enum Step {
+    /// Read the next message.
+    Next,
+    /// The client is done (`end`) or gone: what was queued finishes, then `done`.
+    Finish,
+    /// The stream ends with this error.
+    Close(Fatal),
+}
+
+/// A stream's reading side: its text cut into segments and, once started, the renderer the
+/// segments go to.
+struct Session<'a> {
+    app: &'a App,
+    out: &'a mpsc::Sender<ServerMessage>,
+    segmenter: Segmenter,
+    /// The renderer's queue and the characters it holds, after `start`.
+    renderer: Option<(mpsc::Sender<Segment>, Arc<AtomicUsize>)>,
+    /// All the text taken so far, characters.
+    received: usize,
+}
+
 /// Reads the client's messages until `end`, a fatal error (returned with its close code),
 /// or the client leaving (segments not yet started are then dropped with the channel).
 async fn read_client(
     app: &App,
     source: &mut futures::stream::SplitStream<WebSocket>,
     out: &mpsc::Sender<ServerMessage>,
-) -> Option<(u16, ServerMessage)> {
-    let idle_timeout = app.config.stream_idle_timeout;
-    let idle_flush = app.config.stream_idle_flush;
-    let mut segmenter = Segmenter::new();
-    let mut session: Option<(mpsc::Sender<Segment>, Arc<AtomicUsize>)> = None;
-    let mut received = 0usize;
+) -> Option<Fatal> {
+    let mut session = Session {
+        app,
+        out,
+        segmenter: Segmenter::new(),
+        renderer: None,
+        received: 0,
+    };
     loop {
         // Quiet for `idle_flush` with text pending: speak it.
-        let wait = if segmenter.pending_chars() > 0 {
-            idle_flush
+        let pending = session.segmenter.pending_chars() > 0;
+        let wait = if pending {
+            app.config.stream_idle_flush
         } else {
-            idle_timeout
+            app.config.stream_idle_timeout
         };
-        let text = match next_message(source, wait).await {
-            Incoming::Quiet if segmenter.pending_chars() > 0 => {
-                if let Some((segments, queued)) = &session
-                    && let Some(segment) = segmenter.flush()
-                {
-                    queue_segment(segments, queued, segment).await;
-                }
-                continue;
-            }
-            Incoming::Quiet => {
-                return Some((
-                    IDLE,
-                    ServerMessage::error(
-                        "idle",
-                        format!(
-                            "no message for {} s; the stream is closed",
-                            idle_timeout.as_secs()
-                        ),
-                        None,
-                    ),
-                ));
-            }
+        let step = match next_message(source, wait).await {
+            Incoming::Quiet if pending => session.on_flush().await,
+            Incoming::Quiet => session.on_idle(),
             // A message over the size limit ends the stream, saying so.
-            Incoming::TooBig => {
-                return Some((
-                    TOO_BIG,
-                    ServerMessage::error(
-                        "limit",
-                        format!(
-                            "a message is at most {MAX_MESSAGE_BYTES} bytes; send text in smaller pieces"
-                        ),
-                        Some("text"),
+            Incoming::TooBig => Step::Close((
+                TOO_BIG,
+                ServerMessage::error(
+                    "limit",
+                    format!(
+                        "a message is at most {MAX_MESSAGE_BYTES} bytes; send text in smaller pieces"
                     ),
-                ));
-            }
+                    Some("text"),
+                ),
+            )),
             // The client left: dropping the session cancels what has not started.
             Incoming::Gone => return None,
-            Incoming::Text(text) => text,
             Incoming::Binary(_) => {
-                let _ = out
-                    .send(ServerMessage::error(
+                session
+                    .answer(ServerMessage::error(
                         "invalid_message",
                         "messages are JSON text, not binary",
                         Some("type"),
                     ))
-                    .await;
-                continue;
+                    .await
             }
+            Incoming::Text(text) => session.on_message(text.as_str()).await,
         };
-        let parsed = match parse_client(text.as_str()) {
+        match step {
+            Step::Next => {}
+            Step::Finish => return None,
+            Step::Close(fatal) => return Some(fatal),
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Sends a message that does not end the stream.
+    async fn answer(&self, message: ServerMessage) -> Step {
+        let _ = self.out.send(message).await;
+        Step::Next
+    }
+
+    async fn on_message(&mut self, text: &str) -> Step {
+        let message = match parse_client(text) {
             Ok(m) => m,
-            Err(error) => {
-                let _ = out.send(error).await;
-                continue;
-            }
+            Err(error) => return self.answer(error).await,
         };
-        match (parsed, &session) {
+        match (message, self.renderer.is_some()) {
             (
                 ClientMessage::Start {
                     voice_id,
                     speed,
                     viseme_set,
                 },
-                None,
+                false,
             ) => {
-                let request = RenderRequest {
+                self.on_start(RenderRequest {
                     text: "start".into(),
                     voice_id,
                     speed,
                     viseme_set,
-                };
-                match app.validate_settings(&request) {
-                    Ok(valid) => {
-                        let spec = valid.spec;
-                        let _ = out.send(started(app, &spec)).await;
-                        let (segments, queue_rx) = mpsc::channel::<Segment>(1);
-                        let queued = Arc::new(AtomicUsize::new(0));
-                        tokio::spawn(render_segments(
-                            app.clone(),
-                            spec,
-                            queue_rx,
-                            out.clone(),
-                            queued.clone(),
-                        ));
-                        session = Some((segments, queued));
-                    }
-                    // Not started: the client may send a better `start`.
-                    Err(e) => {
-                        let _ = out.send(e.into()).await;
-                    }
-                }
+                })
+                .await
             }
-            (ClientMessage::Start { .. }, Some(_)) => {
-                let _ = out
-                    .send(ServerMessage::error(
-                        "invalid_message",
-                        "the stream has started already",
-                        Some("type"),
-                    ))
-                    .await;
+            (ClientMessage::Start { .. }, true) => {
+                self.answer(ServerMessage::error(
+                    "invalid_message",
+                    "the stream has started already",
+                    Some("type"),
+                ))
+                .await
             }
-            (_, None) => {
-                return Some((
-                    REFUSED,
-                    ServerMessage::error(
-                        "invalid_message",
-                        "the first message must be `start`",
-                        Some("type"),
-                    ),
-                ));
-            }
-            (ClientMessage::Text { text }, Some((segments, queued))) => {
-                let chars = text.chars().count();
-                if received + chars > MAX_STREAM_CHARS {
-                    return Some((
-                        REFUSED,
-                        ServerMessage::error(
-                            "limit",
-                            format!("a stream takes at most {MAX_STREAM_CHARS} characters"),
-                            Some("text"),
-                        ),
-                    ));
-                }
-                let pending = segmenter.pending_chars() + queued.load(Ordering::Relaxed);
-                if pending + chars > MAX_PENDING_CHARS {
-                    let _ = out
-                        .send(ServerMessage::error(
-                            "limit",
-                            format!(
-                                "{pending} characters are waiting to be spoken; at most \
-                                 {MAX_PENDING_CHARS} may wait: this text ({chars} characters) was \
-                                 not taken, send it again later"
-                            ),
-                            Some("text"),
-                        ))
-                        .await;
-                    continue;
-                }
-                received += chars;
-                for segment in segmenter.push(&text) {
-                    queue_segment(segments, queued, segment).await;
-                }
-            }
-            (ClientMessage::Flush, Some((segments, queued))) => {
-                if let Some(segment) = segmenter.flush() {
-                    queue_segment(segments, queued, segment).await;
-                }
-            }
-            (ClientMessage::End, Some((segments, queued))) => {
-                if let Some(segment) = segmenter.flush() {
-                    queue_segment(segments, queued, segment).await;
-                }
-                // Dropping the sender (with the session) lets the renderer finish and send
-                // `done`; the writer then closes.
-                return None;
-            }
+            (_, false) => Step::Close((
+                REFUSED,
+                ServerMessage::error(
+                    "invalid_message",
+                    "the first message must be `start`",
+                    Some("type"),
+                ),
+            )),
+            (ClientMessage::Text { text }, true) => self.on_text(&text).await,
+            (ClientMessage::Flush, true) => self.on_flush().await,
+            (ClientMessage::End, true) => self.on_end().await,
         }
+    }
+
+    /// `start`: the settings checked, the renderer started; a bad one is answered and the
+    /// client may send a better one.
+    async fn on_start(&mut self, request: RenderRequest) -> Step {
+        match self.app.validate_settings(&request) {
+            Ok(valid) => {
+                let spec = valid.spec;
+                let _ = self.out.send(started(self.app, &spec)).await;
+                let (segments, queue_rx) = mpsc::channel::<Segment>(1);
+                let queued = Arc::new(AtomicUsize::new(0));
+                tokio::spawn(render_segments(
+                    self.app.clone(),
+                    spec,
+                    queue_rx,
+                    self.out.clone(),
+                    queued.clone(),
+                ));
+                self.renderer = Some((segments, queued));
+                Step::Next
+            }
+            Err(e) => self.answer(e.into()).await,
+        }
+    }
+
+    /// More text: refused whole when the pending text would pass its limit, the stream
+    /// ended when all its text would.
+    async fn on_text(&mut self, text: &str) -> Step {
+        let Some((segments, queued)) = &self.renderer else {
+            return Step::Next;
+        };
+        let chars = text.chars().count();
+        if self.received + chars > MAX_STREAM_CHARS {
+            return Step::Close((
+                REFUSED,
+                ServerMessage::error(
+                    "limit",
+                    format!("a stream takes at most {MAX_STREAM_CHARS} characters"),
+                    Some("text"),
+                ),
+            ));
+        }
+        let pending = self.segmenter.pending_chars() + queued.load(Ordering::Relaxed);
+        if pending + chars > MAX_PENDING_CHARS {
+            let _ = self
+                .out
+                .send(ServerMessage::error(
+                    "limit",
+                    format!(
+                        "{pending} characters are waiting to be spoken; at most \
+                         {MAX_PENDING_CHARS} may wait: this text ({chars} characters) was \
+                         not taken, send it again later"
+                    ),
+                    Some("text"),
+                ))
+                .await;
+            return Step::Next;
+        }
+        self.received += chars;
+        for segment in self.segmenter.push(text) {
+            queue_segment(segments, queued, segment).await;
+        }
+        Step::Next
+    }
+
+    /// Speaks what is pending now (`flush`, or quiet for `STREAM_IDLE_FLUSH_MS`).
+    async fn on_flush(&mut self) -> Step {
+        if let Some((segments, queued)) = &self.renderer
+            && let Some(segment) = self.segmenter.flush()
+        {
+            queue_segment(segments, queued, segment).await;
+        }
+        Step::Next
+    }
+
+    /// Quiet for `STREAM_IDLE_TIMEOUT_SECONDS` with nothing pending: the stream is closed.
+    fn on_idle(&self) -> Step {
+        Step::Close((
+            IDLE,
+            ServerMessage::error(
+                "idle",
+                format!(
+                    "no message for {} s; the stream is closed",
+                    self.app.config.stream_idle_timeout.as_secs()
+                ),
+                None,
+            ),
+        ))
+    }
+
+    /// `end`: what is pending is spoken; dropping the renderer's queue (with the session) lets
+    /// it finish and send `done`, after which the writer closes.
+    async fn on_end(&mut self) -> Step {
+        self.on_flush().await;
+        Step::Finish
     }
 }
