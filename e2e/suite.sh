@@ -88,7 +88,7 @@ local_url() { echo "$GATEWAY${1#"$PUBLIC_URL"}"; }
 
 # -------------------------------------------------------------------------------------------
 step "AvatarRenders applied with kubectl"
-kn apply -f examples/avatarrender-hello.yaml -f examples/avatarrender-full.yaml > /dev/null
+kn apply -f crd/examples/avatarrender-hello.yaml -f crd/examples/avatarrender-full.yaml > /dev/null
 wait_phase() { # name phase seconds
   for _ in $(seq 1 "$3"); do
     [ "$(kn get avatarrender "$1" -o jsonpath='{.status.phase}')" = "$2" ] && return 0
@@ -243,10 +243,10 @@ echo "all ${#ids[@]} renders submitted before the upgrade completed"
 
 # -------------------------------------------------------------------------------------------
 step "bad specs refused"
-for bad in tests/k8s/bad/*.yaml; do
+for bad in crd/bad/*.yaml; do
   if kn create -f "$bad" > /dev/null 2>&1; then fail "$bad was accepted"; fi
 done
-echo "$(ls tests/k8s/bad/*.yaml | wc -l) bad AvatarRenders refused by the API server"
+echo "$(ls crd/bad/*.yaml | wc -l) bad AvatarRenders refused by the API server"
 kn apply -f - > /dev/null << 'YAML'
 apiVersion: avatar.pipeline.dev/v1alpha1
 kind: AvatarRender

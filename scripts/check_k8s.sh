@@ -79,11 +79,11 @@ crd = yaml.safe_load(open(sys.argv[1]))
 schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 json.dump(schema, open(sys.argv[2], "w"))
 PY
-for example in examples/avatarrender-*.yaml; do
+for example in crd/examples/avatarrender-*.yaml; do
   if check-jsonschema --schemafile "$work/schema.json" "$example" > /dev/null 2>&1; then ok "$example is valid"; else bad "$example is refused"; fi
 done
 # Each bad example must be refused for its own field (named by the file), not for any reason.
-for example in tests/k8s/bad/*.yaml; do
+for example in crd/bad/*.yaml; do
   case "$(basename "$example")" in
     *text*) field=text ;; speed-*) field=speed ;; viseme-set-*) field=visemeSet ;; voice-*) field=voiceId ;;
     *) bad "$example: which field should refuse it? (name it after the field)"; continue ;;

@@ -4,7 +4,7 @@
 #   1. `kubectl apply -f k8s/avatar.yaml` exactly as docs/kubernetes.md says, then the controller's
 #      service account lists AvatarRenders in every namespace and patches their status with
 #      its own token, and may do nothing it does not need;
-#   2. the example AvatarRenders are accepted and the bad ones in tests/k8s/bad/ refused by
+#   2. the example AvatarRenders are accepted and the bad ones in crd/bad/ refused by
 #      the server, each for its own field;
 #   3. `helm install` of charts/avatar as shipped: NATS from the chart, an external NATS, and
 #      KEDA autoscaling (given KEDA's CRDs in KEDA_CRDS); each release's
@@ -38,7 +38,7 @@ else
 fi
 k wait --for=condition=Established crd/avatarrenders.avatar.pipeline.dev --timeout=60s > /dev/null
 k create namespace renders > /dev/null
-k apply -n renders -f examples/avatarrender-hello.yaml > /dev/null
+k apply -n renders -f crd/examples/avatarrender-hello.yaml > /dev/null
 # The controller's token (the token controller makes it), and a kubeconfig that uses only it.
 secret=""
 for _ in $(seq 1 120); do
@@ -78,14 +78,14 @@ for verb in "delete avatarrenders.avatar.pipeline.dev -n renders" "patch avatarr
 done
 
 # 2. The server is the judge of the schema.
-for example in examples/avatarrender-*.yaml; do
+for example in crd/examples/avatarrender-*.yaml; do
   if k apply -n renders --dry-run=server -f "$example" > /dev/null 2> "$work/err.txt"; then
     ok "the server accepts $example"
   else
     cat "$work/err.txt"; bad "the server refuses $example"
   fi
 done
-for example in tests/k8s/bad/*.yaml; do
+for example in crd/bad/*.yaml; do
   case "$(basename "$example")" in
     *text*) field=spec.text ;; speed-*) field=spec.speed ;; viseme-set-*) field=spec.visemeSet ;; voice-*) field=spec.voiceId ;;
     *) bad "$example: which field should refuse it? (name it after the field)"; continue ;;

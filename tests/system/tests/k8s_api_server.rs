@@ -266,8 +266,8 @@ fn avatar_renders_complete_through_the_real_pipeline_with_the_charts_rbac() {
 
     // The repository's examples, applied as a user would.
     for example in [
-        "examples/avatarrender-hello.yaml",
-        "examples/avatarrender-full.yaml",
+        "crd/examples/avatarrender-hello.yaml",
+        "crd/examples/avatarrender-full.yaml",
     ] {
         let path = common::workspace_path(example);
         cluster
