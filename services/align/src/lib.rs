@@ -35,7 +35,7 @@ use avatar_audio::DecodedAudio;
 use avatar_domain::request::normalize_text;
 use avatar_domain::{PhonemeTimeline, Words};
 use ffi::{Api, Decoder, Segment, Setting};
-use tts::espeak::{Phonemized, Phonemizer};
+use tts::{Phonemized, Phonemizer};
 
 pub use avatar_domain::timings::{ExternalTimings, TimingsError, WordTime};
 pub use live::{

@@ -56,7 +56,7 @@ fn main() {
         text: text.clone(),
         ..Default::default()
     };
-    let phonemizer = tts::espeak::Phonemizer::get().expect("loaded with the voice");
+    let phonemizer = tts::Phonemizer::get().expect("loaded with the voice");
 
     let mut results = Vec::new();
     if mode == "lines" {

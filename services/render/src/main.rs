@@ -70,7 +70,7 @@ struct Args {
     #[arg(long)]
     subtitles: bool,
     /// Directory of Piper voices.
-    #[arg(long, env = "VOICES_DIR", default_value = tts::voice::DEFAULT_VOICES_DIR)]
+    #[arg(long, env = "VOICES_DIR", default_value = tts::DEFAULT_VOICES_DIR)]
     voices_dir: PathBuf,
     /// onnxruntime threads (default: all cores).
     #[arg(long, env = "TTS_THREADS")]
@@ -136,7 +136,7 @@ fn run(args: Args) -> Result<(), Failure> {
         speed: Some(args.speed),
         viseme_set: Some(viseme_set),
     };
-    let threads = args.threads.unwrap_or_else(tts::voice::default_threads);
+    let threads = args.threads.unwrap_or_else(tts::default_threads);
     let engine = Engine::new(EngineConfig {
         voices_dir: args.voices_dir.clone(),
         runtime: RuntimePaths::from_env(),

@@ -7,7 +7,7 @@ fn main() {
     let voice = std::env::args().nth(1).unwrap_or_else(|| "en-us".into());
     let paths = tts::RuntimePaths::from_env();
     let phonemizer =
-        tts::espeak::Phonemizer::load(&paths.espeak_lib, &paths.espeak_data).expect("espeak-ng");
+        tts::Phonemizer::load(&paths.espeak_lib, &paths.espeak_data).expect("espeak-ng");
     for line in std::io::stdin().lock().lines() {
         let text: String = serde_json::from_str(&line.unwrap()).expect("a JSON string per line");
         let sentences = phonemizer.phonemize(&text, &voice).expect("phonemize");

@@ -8,19 +8,21 @@
 //! ```
 
 mod error;
-pub mod espeak;
+mod espeak;
 mod fit;
-pub mod ids;
+mod ids;
 mod native;
 mod synth;
-pub mod voice;
-pub mod words;
+mod voice;
+mod words;
 
 /// Encoding lives in its own crate, shared with the stages that decode users' audio.
 pub use avatar_audio as audio;
 pub use avatar_audio::{AudioFormat, EncodedAudio};
 pub use avatar_domain::VoiceInfo;
 pub use error::TtsError;
+pub use espeak::{Phonemized, Phonemizer};
+pub use ids::phoneme_ids;
 pub use native::{RuntimePaths, runtime_dir};
 pub use synth::{MAX_CHUNK_PHONEMES, Synthesis, synthesize, synthesize_encoded, synthesize_with};
-pub use voice::{Voice, VoiceStore};
+pub use voice::{DEFAULT_VOICES_DIR, Voice, VoiceStore, default_threads};

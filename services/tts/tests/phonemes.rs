@@ -33,7 +33,7 @@ fn ids_identical_to_piper_phonemize() {
     let voice = common::joe();
     assert_eq!(golden.espeak_voice, voice.config.espeak.voice);
     assert!(golden.texts.contains_key("prose") && golden.texts.contains_key("torture"));
-    let phonemizer = tts::espeak::Phonemizer::get().expect("loaded by the voice store");
+    let phonemizer = tts::Phonemizer::get().expect("loaded by the voice store");
     let map = &voice.config.phoneme_id_map;
     let mut total_ids = 0;
     for (name, expected) in &golden.texts {
@@ -48,7 +48,7 @@ fn ids_identical_to_piper_phonemize() {
             .collect();
         assert_eq!(got, want, "phonemes of {name:?}");
         for (sentence, golden_sentence) in sentences.iter().zip(&expected.sentences) {
-            let ids = tts::ids::phoneme_ids(map, sentence);
+            let ids = tts::phoneme_ids(map, sentence);
             assert_eq!(ids, golden_sentence.ids, "ids of {name:?}");
             total_ids += ids.len();
         }

@@ -38,7 +38,7 @@ impl TtsConfig {
                     .as_ref()
                     .and_then(|m| m.parent().map(PathBuf::from))
             })
-            .unwrap_or_else(|| PathBuf::from(tts::voice::DEFAULT_VOICES_DIR));
+            .unwrap_or_else(|| PathBuf::from(tts::DEFAULT_VOICES_DIR));
         let default_voice = env.default_voice();
         let preload = env
             .optional("TTS_PRELOAD_VOICES")
@@ -49,7 +49,7 @@ impl TtsConfig {
                     .collect()
             })
             .unwrap_or_else(|| default_voice.into_iter().collect());
-        let threads = env.parse("TTS_THREADS", tts::voice::default_threads());
+        let threads = env.parse("TTS_THREADS", tts::default_threads());
         let audio_format = env.parse("AUDIO_FORMAT", AudioFormat::Ogg);
         let bitrate = env.parse("AUDIO_BITRATE", tts::audio::DEFAULT_BITRATE);
         if !(6_000..=256_000).contains(&bitrate) {
