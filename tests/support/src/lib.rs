@@ -131,13 +131,28 @@ pub fn assert_result_fields(result: &Value) {
     );
 }
 
-/// A free TCP port on loopback (bound and released; fine for tests).
+/// A free TCP port on loopback (bound and released; fine for tests), chosen below the kernel's
+/// ephemeral range (32768-60999 by default). A port from that range (what binding port 0
+/// gives) can be taken, between the check and the server's bind, as the source port of any
+/// outgoing connection: a gateway failed to start so ("Address already in use") while the
+/// workers of parallel tests connected to their NATS servers.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    loop {
+        // A stride co-prime with COUNT visits every port before repeating one.
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + seed.wrapping_add(n.wrapping_mul(101)) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The servers' bin directory from `scripts/setup_servers.sh`.
