@@ -302,11 +302,11 @@ fn a_speaker_is_lip_synced_live_and_corrected_at_each_pause() {
         assert!(done["duration_ms"].as_u64().unwrap().abs_diff(duration_ms) <= 30);
 
         // Opus packets (the render's own, as WebCodecs would send them), faster than real
-        // time and with no transcript until after the audio: still aligned.
+        // time, the transcript in `start`.
         let mut socket = connect(&stack, PATH).await;
         send(
             &mut socket,
-            json!({"type": "start", "format": "opus", "viseme_set": "rhubarb"}),
+            json!({"type": "start", "format": "opus", "viseme_set": "rhubarb", "transcript": FIRST}),
         )
         .await;
         let ready = next(&mut socket).await.unwrap();
@@ -326,7 +326,6 @@ fn a_speaker_is_lip_synced_live_and_corrected_at_each_pause() {
                     .unwrap();
             }
         }
-        send(&mut socket, json!({"type": "text", "text": FIRST})).await;
         send(&mut socket, json!({"type": "end"})).await;
         let (messages, code) = until_closed(&mut socket).await;
         assert_eq!(code, Some(CloseCode::Normal), "{messages:?}");
