@@ -82,6 +82,23 @@ pub fn parse_request(bytes: &[u8]) -> Result<RenderRequest, ApiError> {
     Ok(request)
 }
 
+/// A socket's `{"type": ..., "text": ...}` message (its `type` already read).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextMessage {
+    #[serde(rename = "type")]
+    _type: String,
+    pub text: String,
+}
+
+/// A socket's message of nothing but its `type` (`flush`, `end`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BareMessage {
+    #[serde(rename = "type")]
+    _type: String,
+}
+
 /// One WebSocket message of type `T` (JSON already known to be an object with a `type`), or
 /// the field at fault: an unknown or missing field named as such, a bad value by its path.
 pub fn parse_message<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, FieldError> {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use avatar_domain::{LiveFormat, LiveLimits, LiveMessage, VisemeSet};
 
-use crate::parse::parse_message;
+use crate::parse::{BareMessage, TextMessage, parse_message};
 
 /// The longest live stream, ms of audio: a recording's own limit.
 pub const MAX_LIVE_AUDIO_MS: u64 = avatar_domain::request::MAX_AUDIO_MS;
@@ -90,19 +90,6 @@ pub(super) fn parse_client(text: &str) -> Result<Client, LiveMessage> {
         #[serde(default)]
         transcript: Option<String>,
     }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Text {
-        #[serde(rename = "type")]
-        _type: String,
-        text: String,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Bare {
-        #[serde(rename = "type")]
-        _type: String,
-    }
     fn fields<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, LiveMessage> {
         parse_message(text)
             .map_err(|e| LiveMessage::error("invalid_message", e.to_string(), Some(&e.field)))
@@ -122,8 +109,8 @@ pub(super) fn parse_client(text: &str) -> Result<Client, LiveMessage> {
             )
             .map(Client::Start)
         }
-        Some("text") => fields::<Text>(text).map(|m| Client::Text(m.text)),
-        Some("end") => fields::<Bare>(text).map(|_| Client::End),
+        Some("text") => fields::<TextMessage>(text).map(|m| Client::Text(m.text)),
+        Some("end") => fields::<BareMessage>(text).map(|_| Client::End),
         _ => Err(LiveMessage::error(
             "invalid_message",
             "`type` must be one of start, text, end (audio comes in binary messages)",

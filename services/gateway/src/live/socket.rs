@@ -190,8 +190,8 @@ async fn relay(
             next = source.next(), if audio.is_some() => {
                 last_heard = Instant::now();
                 let text = match incoming(next) {
-                    None => continue,
-                    Some(Incoming::Quiet) => continue,
+                    // A ping or pong; `incoming` never says `Quiet` (no wait here).
+                    None | Some(Incoming::Quiet) => continue,
                     Some(Incoming::Gone) => return None,
                     Some(Incoming::TooBig) => return Some(too_big()),
                     Some(Incoming::Binary(bytes)) => {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use avatar_domain::{EyeEvent, MouthCue, SentenceMark, VisemeSet, WordMark};
 
 use crate::error::ApiError;
+use crate::parse::{BareMessage, TextMessage};
 
 /// Segments rendered at once for one stream (the rest wait, not yet submitted).
 pub const MAX_SEGMENTS_IN_FLIGHT: usize = 3;
@@ -149,19 +150,6 @@ impl ServerMessage {
 
 /// A client message, or an error naming the field at fault.
 pub(super) fn parse_client(text: &str) -> Result<ClientMessage, ServerMessage> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Text {
-        #[serde(rename = "type")]
-        _type: String,
-        text: String,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Bare {
-        #[serde(rename = "type")]
-        _type: String,
-    }
     fn fields<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ServerMessage> {
         crate::parse::parse_message(text)
             .map_err(|e| ServerMessage::error("invalid_message", e.to_string(), Some(&e.field)))
@@ -191,9 +179,9 @@ pub(super) fn parse_client(text: &str) -> Result<ClientMessage, ServerMessage> {
                 viseme_set: request.viseme_set,
             })
         }
-        Some("text") => fields::<Text>(text).map(|m| ClientMessage::Text { text: m.text }),
-        Some("flush") => fields::<Bare>(text).map(|_| ClientMessage::Flush),
-        Some("end") => fields::<Bare>(text).map(|_| ClientMessage::End),
+        Some("text") => fields::<TextMessage>(text).map(|m| ClientMessage::Text { text: m.text }),
+        Some("flush") => fields::<BareMessage>(text).map(|_| ClientMessage::Flush),
+        Some("end") => fields::<BareMessage>(text).map(|_| ClientMessage::End),
         _ => Err(ServerMessage::error(
             "invalid_message",
             "`type` must be one of start, text, flush, end",
